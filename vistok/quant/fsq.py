@@ -18,13 +18,21 @@ class FSQ(Quantizer):
     -1, -0.75, ..., 0.75). The index is mixed-radix with the first channel least significant:
     ``index = sum_i j_i * prod_{m<i} L_m`` (so index 0 is the all-minimum code). This matches the
     FSQ paper and the FlexTok release, whose checkpoints depend on it.
+
+    That grid cannot use a level of 2 (it collapses onto one value), so ``symmetric=True``
+    offers the symmetric grid ``-1 + 2 j / (L_i - 1)`` (e.g. {-1, 1} for L=2) instead; the
+    index formula is the same.
     """
 
-    def __init__(self, levels: Sequence[int], eps: float = 1e-3):
+    def __init__(self, levels: Sequence[int], eps: float = 1e-3, symmetric: bool = False):
         super().__init__()
         levels = [int(level) for level in levels]
         if not levels or min(levels) < 2:
             raise ValueError(f"FSQ levels must be a non-empty list of ints >= 2, got {levels}")
+        if 2 in levels and not symmetric:
+            raise ValueError(f"FSQ levels {levels}: a level of 2 collapses on the standard grid; "
+                             "use symmetric=True (or LFQ/BSQ for binary codes)")
+        self.symmetric = symmetric
         self.levels_list = levels
         self.dim = len(levels)
         self.codebook_size = 1
@@ -48,18 +56,39 @@ class FSQ(Quantizer):
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
 
+    def continuous(self, z: torch.Tensor) -> torch.Tensor:
+        """The bounded latent in code units, before rounding."""
+        if self.symmetric:
+            return torch.tanh(z)
+        return self.bound(z) / self.half_width
+
+    def levels_to_codes(self, j: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            return j.float() * (2 / (self._levels - 1)) - 1
+        return (j.float() - self.half_width) / self.half_width
+
+    def codes_to_levels(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            return ((codes.float() + 1) * (self._levels - 1) / 2).round().long()
+        return (codes.float() * self.half_width + self.half_width).round().long()
+
     def forward(self, z: torch.Tensor) -> QuantOut:
         check_last_dim(z, self.dim, type(self).__name__)
         with fp32_region(z.device):
-            bounded = self.bound(z.float())
-            rounded = bounded + (bounded.round() - bounded).detach()
-            z_q = rounded / self.half_width
+            if self.symmetric:
+                bounded = torch.tanh(z.float())
+                j = torch.floor((self._levels - 1) * (bounded + 1) / 2 + 0.5)
+                j = torch.minimum(j, self._levels - 1)
+                z_q = bounded + (self.levels_to_codes(j) - bounded).detach()
+            else:
+                bounded = self.bound(z.float())
+                rounded = bounded + (bounded.round() - bounded).detach()
+                z_q = rounded / self.half_width
             indices = self.codes_to_indices(z_q.detach())
         return QuantOut(z_q.to(z.dtype), indices, zero_loss(z), Stats())
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
-        shifted = (codes.float() * self.half_width + self.half_width).round().long()
-        return (shifted * self._basis).sum(-1)
+        return (self.codes_to_levels(codes) * self._basis).sum(-1)
 
     def indices_to_levels(self, indices: torch.Tensor) -> torch.Tensor:
         """Per-channel level numbers ``j_i`` in ``0..L_i-1`` -> ``indices.shape + (dim,)``."""
@@ -68,13 +97,13 @@ class FSQ(Quantizer):
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         with fp32_region(indices.device):
-            return (self.indices_to_levels(indices).float() - self.half_width) / self.half_width
+            return self.levels_to_codes(self.indices_to_levels(indices))
 
     def nearby_indices(self, z: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
         """Nearest grid codes to the bounded latent among the codes at most one level step away
         in every channel (the 3^dim neighbourhood; single-channel steps only when dim > 8)."""
         with fp32_region(z.device), torch.no_grad():
-            point = self.bound(z.float()) / self.half_width  # continuous position in code units
+            point = self.continuous(z.float())
             own = self.indices_to_levels(indices)
             steps = self._neighbour_steps(z.device)  # (S, dim), first row all zeros
             if k > steps.shape[0]:
@@ -82,7 +111,7 @@ class FSQ(Quantizer):
                                  "codes within one level step; use a smaller delta")
             cand_levels = own.unsqueeze(-2) + steps  # (..., S, dim)
             valid = ((cand_levels >= 0) & (cand_levels < self._levels.long())).all(-1)
-            cand_codes = (cand_levels.float() - self.half_width) / self.half_width
+            cand_codes = self.levels_to_codes(cand_levels)
             dist = (cand_codes - point.unsqueeze(-2)).pow(2).sum(-1)
             dist = dist.masked_fill(~valid, float("inf"))
             dist[..., 0] = -1.0  # the own code always ranks first
@@ -104,4 +133,4 @@ class FSQ(Quantizer):
         return torch.tensor(steps, dtype=torch.long, device=device)
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels_list}, codebook_size={self.codebook_size}"
+        return f"levels={self.levels_list}, codebook_size={self.codebook_size}, symmetric={self.symmetric}"
