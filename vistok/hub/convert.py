@@ -1,0 +1,48 @@
+"""Shared helpers for converting official checkpoints onto tokzoo modules."""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List
+
+import torch
+from torch import nn
+
+
+class CheckpointMismatch(ValueError):
+    """A converted checkpoint does not fit the model: names the missing and unexpected keys."""
+
+    def __init__(self, source: str, missing: List[str], unexpected: List[str]):
+        self.missing, self.unexpected = missing, unexpected
+        lines = [f"{source}: checkpoint does not match the model"]
+        if missing:
+            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        if unexpected:
+            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:20])
+                         + (" ..." if len(unexpected) > 20 else ""))
+        super().__init__("\n".join(lines))
+
+
+def load_strict(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with shape checks and an error that lists key names."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointMismatch(source, missing, unexpected)
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"{source}: shape mismatch\n  " + "\n  ".join(wrong[:20]))
+    model.load_state_dict(state, strict=True)
+
+
+def rename(state: Dict[str, torch.Tensor], rules: Iterable[tuple]) -> Dict[str, torch.Tensor]:
+    """Apply ``(old_prefix, new_prefix)`` rules, first match wins; unmatched keys are kept."""
+    rules = list(rules)
+    out = {}
+    for key, value in state.items():
+        for old, new in rules:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
