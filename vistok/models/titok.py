@@ -74,22 +74,30 @@ def _param(*shape: int, scale: float) -> nn.Parameter:
     return nn.Parameter(scale * torch.randn(*shape))
 
 
-class TiTokEncoder(nn.Module):
-    """Image -> ``(B, N, token_size)`` (twice that for the KL bottleneck: mean and log-variance)."""
+class _ViTTrunk(nn.Module):
+    """What encoder and decoder share: a class token and a grid of positions, positions for the
+    latent tokens, and the pre-norm / transformer / post-norm stack."""
 
     def __init__(self, cfg: TiTokConfig, size: ViTSize):
         super().__init__()
         self.cfg = cfg
         w = size.width
-        scale = w**-0.5
-        self.patch_embed = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size)
-        self.cls_token = _param(1, w, scale=scale)
-        self.pos_embed = _param(cfg.grid_size**2 + 1, w, scale=scale)
-        self.latent_tokens = _param(cfg.num_latent_tokens, w, scale=scale)
-        self.latent_pos_embed = _param(cfg.num_latent_tokens, w, scale=scale)
+        self.cls_token = _param(1, w, scale=w**-0.5)
+        self.pos_embed = _param(cfg.grid_size**2 + 1, w, scale=w**-0.5)
+        self.latent_pos_embed = _param(cfg.num_latent_tokens, w, scale=w**-0.5)
         self.norm_pre = nn.LayerNorm(w)
         self.transformer = TransformerStack(size)
         self.norm_post = nn.LayerNorm(w)
+
+
+class TiTokEncoder(_ViTTrunk):
+    """Image -> ``(B, N, token_size)`` (twice that for the KL bottleneck: mean and log-variance)."""
+
+    def __init__(self, cfg: TiTokConfig, size: ViTSize):
+        super().__init__(cfg, size)
+        w = size.width
+        self.patch_embed = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size)
+        self.latent_tokens = _param(cfg.num_latent_tokens, w, scale=w**-0.5)
         out = cfg.token_size * (2 if cfg.bottleneck == "kl" else 1)
         self.proj_out = nn.Linear(w, out)
 
@@ -107,22 +115,14 @@ class TiTokEncoder(nn.Module):
         return self.proj_out(tokens)
 
 
-class TiTokDecoder(nn.Module):
+class TiTokDecoder(_ViTTrunk):
     """``(B, k, token_size)`` tokens (any k <= N) -> pixels, or MaskGIT-VQGAN code logits."""
 
     def __init__(self, cfg: TiTokConfig, size: ViTSize):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, size)
         w = size.width
-        scale = w**-0.5
         self.embed = nn.Linear(cfg.token_size, w)
-        self.cls_token = _param(1, w, scale=scale)
-        self.pos_embed = _param(cfg.grid_size**2 + 1, w, scale=scale)
-        self.mask_token = _param(1, 1, w, scale=scale)
-        self.latent_pos_embed = _param(cfg.num_latent_tokens, w, scale=scale)
-        self.norm_pre = nn.LayerNorm(w)
-        self.transformer = TransformerStack(size)
-        self.norm_post = nn.LayerNorm(w)
+        self.mask_token = _param(1, 1, w, scale=w**-0.5)
         if cfg.decoder == "vqgan":
             self.head = nn.Sequential(nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, cfg.pixel_codebook_size))
         else:
