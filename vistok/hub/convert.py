@@ -1,7 +1,7 @@
 """Shared helpers for converting official checkpoints onto tokzoo modules."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 from torch import nn
@@ -35,14 +35,9 @@ def load_strict(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -
     model.load_state_dict(state, strict=True)
 
 
-def rename(state: Dict[str, torch.Tensor], rules: Iterable[tuple]) -> Dict[str, torch.Tensor]:
-    """Apply ``(old_prefix, new_prefix)`` rules, first match wins; unmatched keys are kept."""
-    rules = list(rules)
-    out = {}
-    for key, value in state.items():
-        for old, new in rules:
-            if key.startswith(old):
-                key = new + key[len(old):]
-                break
-        out[key] = value
-    return out
+def rename_prefix(key: str, rules: Iterable[Tuple[str, str]]) -> str:
+    """Apply the first ``(old_prefix, new_prefix)`` rule that matches ``key``; unmatched keys are kept."""
+    for old, new in rules:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key

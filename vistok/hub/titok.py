@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-from vistok.hub.convert import load_strict
+from vistok.hub.convert import load_strict, rename_prefix
 from vistok.models.titok import TiTok, TiTokConfig
 
 _BLOCK = [
@@ -43,15 +43,11 @@ def _convert_key(key: str, decoder_kind: str) -> str:
     m = _BLOCK_RE.match(key)
     if m:
         part, idx, rest = m.groups()
-        for old, new in _BLOCK:
-            if rest.startswith(old):
-                rest = new + rest[len(old):]
-                break
-        return f"{part}.transformer.blocks.{idx}.{rest}"
+        return f"{part}.transformer.blocks.{idx}.{rename_prefix(rest, _BLOCK)}"
     part, _, rest = key.partition(".")
-    for old, new in _TOP:
-        if rest.startswith(old):
-            return f"{part}.{new}{rest[len(old):]}"
+    renamed = rename_prefix(rest, _TOP)
+    if renamed != rest:
+        return f"{part}.{renamed}"
     if part == "encoder" and rest.startswith("conv_out."):
         return "encoder.proj_out." + rest[len("conv_out."):]
     if part == "decoder" and rest.startswith("ffn."):

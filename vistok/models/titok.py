@@ -159,9 +159,9 @@ class TiTok(nn.Module):
             self.quantize = VectorQuantizer(cfg.codebook_size, cfg.token_size, l2_norm=cfg.use_l2_norm,
                                             commitment=cfg.commitment_cost)
         if cfg.decoder == "vqgan":
-            self.pixel_codebook = nn.Parameter(torch.randn(cfg.pixel_codebook_size, VQGANDecoderConfig(
-                **cfg.pixel_decoder).z_channels) * 0.02)
-            self.pixel_decoder = VQGANDecoder(VQGANDecoderConfig(**_tuple_mult(cfg.pixel_decoder)))
+            pixel_cfg = VQGANDecoderConfig(**_tuple_mult(cfg.pixel_decoder))
+            self.pixel_codebook = nn.Parameter(torch.randn(cfg.pixel_codebook_size, pixel_cfg.z_channels) * 0.02)
+            self.pixel_decoder = VQGANDecoder(pixel_cfg)
 
     @property
     def num_tokens(self) -> int:
