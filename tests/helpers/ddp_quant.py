@@ -38,6 +38,10 @@ def main(out_dir: str) -> None:
     tensors["usage_tokens"] = torch.tensor([stats["tokens"]])
     tensors = {k: v.float().contiguous() for k, v in tensors.items()}
     save_file(tensors, f"{out_dir}/rank{rank}.safetensors")
+    # Tear gloo down on both ranks together; a rank leaving while its peer's gloo threads still
+    # run aborts the process ("terminate called without an active exception").
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":

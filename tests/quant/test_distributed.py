@@ -12,7 +12,9 @@ HELPER = Path(__file__).resolve().parents[1] / "helpers" / "ddp_quant.py"
 
 @pytest.mark.distributed
 def test_two_ranks_keep_identical_codebooks(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    repo = str(HELPER.parents[2])  # import this checkout, whatever the installed copy points at
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(HELPER), str(tmp_path)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
