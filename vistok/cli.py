@@ -1,19 +1,21 @@
 """The `tokzoo` command line.
 
-Each feature area adds a subcommand by appending a ``register(subparsers)`` function to
-``SUBCOMMANDS``; the function adds its parser and sets ``func`` on it. The CLI itself stays a
-dispatcher so that ``tokzoo --help`` is fast and works without optional extras installed.
+Each feature area has a module under ``vistok.commands`` with a ``register(subparsers)`` function
+that adds its parser and sets ``func``; ``SUBCOMMANDS`` lists them. Those modules import heavy
+libraries only inside their handlers, so ``tokzoo --help`` stays fast. Errors the user can fix
+(a bad name, a missing file, an offline cache miss) print one message, not a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, List, Optional
 
 from vistok._version import __version__
+from vistok.commands import codec, zoo
 
-# Filled by the feature modules (zoo, train, eval, audio) as they land.
-SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = []
+SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +37,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if func is None:
         parser.print_help()
         return 0
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        if os.environ.get("TOKZOO_TRACEBACK"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"tokzoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""What every tokenizer's forward returns."""
+"""What every tokenizer shares: the forward output and the save/load interface."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import torch
+from torch import nn
 
 from vistok.quant.base import Stats
 
@@ -20,3 +22,30 @@ class ReconOut:
     loss: torch.Tensor
     latent: torch.Tensor
     stats: Stats = field(default_factory=Stats)
+
+
+class Tokenizer(nn.Module):
+    """Base of every tokzoo tokenizer (image or audio): the Hugging Face-style directory layout.
+
+    A subclass sets ``family`` (its key in :mod:`vistok.hub.families`) and keeps its architecture
+    in ``self.config``, an object with ``to_dict()`` whose dict the constructor accepts back.
+    ``save_pretrained(dir)`` writes ``config.json`` + ``model.safetensors``;
+    ``from_pretrained(name_or_path)`` reads that layout, a zoo name, or a Hugging Face repo.
+    """
+
+    family: str = ""
+
+    def save_pretrained(self, directory: Union[str, Path]) -> Path:
+        from vistok.hub.pretrained import save_pretrained  # the zoo layer sits above the models
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Union[str, Path], **kwargs: Any) -> "Tokenizer":
+        from vistok.hub.loading import load_tokenizer
+
+        model = load_tokenizer(name_or_path, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"{name_or_path!s} holds a {type(model).__name__} ({model.family!r}), "
+                            f"not a {cls.__name__}")
+        return model

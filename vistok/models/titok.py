@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vistok.models.base import ReconOut
+from vistok.models.base import ReconOut, Tokenizer
 from vistok.models.maskgit_vqgan import VQGANDecoder, VQGANDecoderConfig
 from vistok.nn.transformer import TransformerStack, ViTSize, resolve_size
 from vistok.quant import Stats, VectorQuantizer
@@ -146,8 +146,10 @@ class TiTokDecoder(_ViTTrunk):
         return self.conv_out(pixels)
 
 
-class TiTok(nn.Module):
+class TiTok(Tokenizer):
     """The TiTok tokenizer family (VQ or KL bottleneck, two-stage or pixel decoder)."""
+
+    family = "titok"
 
     def __init__(self, config: Union[TiTokConfig, Dict[str, Any]]):
         super().__init__()

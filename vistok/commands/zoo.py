@@ -1,0 +1,96 @@
+"""``tokzoo zoo list|info|download|convert``: browse the catalogue and fill the cache."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _list(args) -> int:
+    from vistok.hub.catalogue import list_cards
+
+    cards = list_cards(args.pattern)
+    if not cards:
+        print(f"no zoo model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    width = max(len(c.name) for c in cards)
+    for card in cards:
+        params = f"{card.params_millions:7.1f}M" if card.params_millions else " " * 8
+        rfid = card.reported.get("rfid")
+        rfid_text = f"rFID {rfid}" if rfid is not None else ""
+        print(f"{card.name:<{width}}  {card.family:<14} {params}  {rfid_text}")
+    return 0
+
+
+def _info(args) -> int:
+    import yaml
+
+    from vistok.hub.catalogue import get_card
+    from vistok.hub.loading import converted_dir
+
+    card = get_card(args.name)
+    print(f"{card.name}  ({card.family})\n{card.description}\n")
+    print(f"source:     {card.source.describe()}")
+    print(f"sha256:     {card.source.sha256 or 'not pinned'}")
+    print(f"license:    {card.license}")
+    print(f"converter:  {card.converter}")
+    if card.params_millions:
+        print(f"parameters: {card.params_millions}M")
+    cached = converted_dir(card)
+    print(f"cache:      {cached} ({'converted' if cached.is_dir() else 'not downloaded'})")
+    print("config:\n  " + yaml.safe_dump(card.config, sort_keys=False).strip().replace("\n", "\n  "))
+    if card.reported:
+        print("reported by the authors:\n  " + yaml.safe_dump(card.reported, sort_keys=False).strip().replace("\n", "\n  "))
+    for key, url in card.links.items():
+        print(f"{key}: {url}")
+    if card.notes:
+        print(f"notes: {card.notes}")
+    print(f"card: {card.path}")
+    return 0
+
+
+def _download(args) -> int:
+    import json
+
+    from vistok.hub.catalogue import get_card
+    from vistok.hub.loading import convert_card
+
+    for name in args.names:
+        target = convert_card(get_card(name), force_download=args.force)
+        source = json.loads((target / "source.json").read_text())
+        print(f"{name}: {target}  (source sha256 {source['sha256']})")
+    return 0
+
+
+def _convert(args) -> int:
+    from pathlib import Path
+
+    from vistok.hub.catalogue import get_card
+    from vistok.hub.loading import convert_card
+    from vistok.hub.pretrained import load_pretrained_dir, save_pretrained
+
+    target = convert_card(get_card(args.name), checkpoint=Path(args.checkpoint))
+    if args.output:
+        save_pretrained(load_pretrained_dir(target), args.output)
+        target = Path(args.output)
+    print(f"{args.name}: converted into {target}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    zoo = subparsers.add_parser("zoo", help="list, inspect and download published tokenizers")
+    sub = zoo.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="list zoo models (optionally matching a pattern such as 'titok-*')")
+    p.add_argument("pattern", nargs="?")
+    p.set_defaults(func=_list)
+    p = sub.add_parser("info", help="show a zoo card: source, license, config, reported metrics")
+    p.add_argument("name")
+    p.set_defaults(func=_info)
+    p = sub.add_parser("download", help="download, verify and convert zoo models into the cache")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.set_defaults(func=_download)
+    p = sub.add_parser("convert", help="convert a checkpoint file obtained by hand (checked against the card)")
+    p.add_argument("name")
+    p.add_argument("checkpoint", help="the official checkpoint file the card describes")
+    p.add_argument("-o", "--output", help="also write a save_pretrained directory here")
+    p.set_defaults(func=_convert)

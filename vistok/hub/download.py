@@ -1,0 +1,142 @@
+"""Fetching checkpoint files: Hugging Face repos through huggingface_hub (its cache, its
+``HF_HUB_OFFLINE``), plain URLs into tokzoo's own cache, and sha256 verification of both.
+
+Nothing unverified is left behind: a URL download goes to a ``.part`` file that is renamed only
+once its length and checksum are right; a Hugging Face file whose checksum is wrong is removed
+from the cache so the next attempt downloads it again.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from vistok.hub.card import Source
+
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A checkpoint could not be fetched; the message says which and what to do."""
+
+
+class ChecksumError(DownloadError):
+    """A fetched file does not have the sha256 its card declares (the file has been removed)."""
+
+
+def cache_root() -> Path:
+    """``$TOKZOO_CACHE``, else ``$XDG_CACHE_HOME/tokzoo``, else ``~/.cache/tokzoo``."""
+    if os.environ.get("TOKZOO_CACHE"):
+        return Path(os.environ["TOKZOO_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tokzoo"
+
+
+def is_offline() -> bool:
+    """Read at call time, so ``HF_HUB_OFFLINE`` / ``TOKZOO_OFFLINE`` set after import still count."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("TOKZOO_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _offline_message(what: str, source: Source) -> str:
+    return (f"{what} is not in the local cache and downloads are off (HF_HUB_OFFLINE/TOKZOO_OFFLINE). "
+            f"Either run `tokzoo zoo download {what}` where the network is reachable and copy the cache "
+            f"(HF_HUB_CACHE for Hugging Face files, {cache_root()} for the rest), or download "
+            f"{source.describe()} by hand and run `tokzoo zoo convert {what} FILE`; "
+            "or unset HF_HUB_OFFLINE to download now.")
+
+
+def _verify(path: Path, expected: Optional[str], what: str, source: Source) -> str:
+    actual = sha256_of(path)
+    if expected and actual != expected:
+        raise ChecksumError(f"{what}: {source.describe()} has sha256 {actual}, the zoo card expects {expected}; "
+                            "the file was removed from the cache, retry the download")
+    return actual
+
+
+def fetch(source: Source, what: str, force: bool = False) -> tuple[Path, str]:
+    """Local path and sha256 of the checkpoint ``source`` names (downloading it if needed)."""
+    path = _fetch_hf(source, what, force) if source.kind == "hf" else _fetch_url(source, what, force)
+    try:
+        return path, _verify(path, source.sha256, what, source)
+    except ChecksumError:
+        _remove_cached(path)
+        raise
+
+
+def _remove_cached(path: Path) -> None:
+    target = path.resolve()
+    path.unlink(missing_ok=True)  # the snapshot symlink (HF) or the file itself
+    target.unlink(missing_ok=True)  # the blob it pointed to
+
+
+def _fetch_hf(source: Source, what: str, force: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = is_offline()
+    try:
+        return Path(hf_hub_download(source.repo, source.filename, revision=source.revision,
+                                    local_files_only=offline, force_download=force and not offline))
+    except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: keep it first)
+        if offline:
+            raise DownloadError(_offline_message(what, source)) from None
+        raise DownloadError(f"{what}: could not reach the Hugging Face hub for {source.describe()} and it is "
+                            "not cached; check the network or HF_ENDPOINT") from None
+    except (EntryNotFoundError, RepositoryNotFoundError) as err:
+        raise DownloadError(f"{what}: {source.describe()} does not exist on the hub ({type(err).__name__})") from None
+    except OSError as err:
+        raise DownloadError(f"{what}: downloading {source.describe()} failed: {err}") from None
+
+
+def _url_cache_path(source: Source) -> Path:
+    key = hashlib.sha256(str(source.url).encode()).hexdigest()[:16]
+    name = Path(urllib.request.urlparse(str(source.url)).path).name or "checkpoint"
+    return cache_root() / "downloads" / key / name
+
+
+def _fetch_url(source: Source, what: str, force: bool) -> Path:
+    path = _url_cache_path(source)
+    if path.is_file() and not force:
+        return path
+    if is_offline():
+        raise DownloadError(_offline_message(what, source))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    try:
+        _download(str(source.url), part, what)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+def _download(url: str, dest: Path, what: str) -> None:
+    from tqdm.auto import tqdm
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            received = 0
+            with open(dest, "wb") as out, tqdm(total=total or None, unit="B", unit_scale=True, desc=what,
+                                                 disable=None) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        raise DownloadError(f"{what}: downloading {url} failed: {err}") from None
+    if total and received != total:
+        raise DownloadError(f"{what}: download of {url} was cut short ({received} of {total} bytes); nothing was kept")

@@ -1,0 +1,55 @@
+"""Model families the zoo can build: the model class and the converter from the authors' layout.
+
+Entries are import paths, so listing the zoo imports no model code, and the audio package can
+be named here without the image side depending on it.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping
+
+import torch
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to build one kind of tokenizer and how to read its authors' checkpoints."""
+
+    name: str
+    model: str  # "module:Class", a vistok.models.base.Tokenizer subclass
+    official_converter: str  # "module:function(official_state_dict, config) -> tokzoo state dict"
+
+    def model_class(self) -> type:
+        return _resolve(self.model)
+
+    def build(self, config: Mapping[str, Any]):
+        return self.model_class()(dict(config))
+
+    def convert(self, converter: str, state: Mapping[str, torch.Tensor], config: Any) -> Dict[str, torch.Tensor]:
+        if converter == "tokzoo":
+            return dict(state)
+        fn: Callable = _resolve(self.official_converter)
+        return fn(state, config)
+
+
+FAMILIES: Dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("titok", "vistok.models.titok:TiTok", "vistok.hub.titok:convert_titok_state_dict"),
+        Family("maskgit_vqgan", "vistok.models.maskgit_vqgan:MaskGITVQGAN",
+               "vistok.hub.maskgit:convert_maskgit_state_dict"),
+    ]
+}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None

@@ -1,0 +1,4 @@
+"""Metrics: image quality, and (with the evaluation extras) the FID family."""
+from vistok.metrics.image_quality import psnr
+
+__all__ = ["psnr"]
