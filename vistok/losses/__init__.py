@@ -1,0 +1,26 @@
+"""Training losses for image tokenizers: LPIPS perceptual loss, PatchGAN discriminator, GAN terms."""
+from vistok.losses.discriminator import PatchDiscriminator
+from vistok.losses.gan import (
+    AdversarialLoss,
+    LeCam,
+    adaptive_generator_weight,
+    hinge_d_loss,
+    hinge_g_loss,
+    non_saturating_d_loss,
+    non_saturating_g_loss,
+)
+from vistok.losses.perceptual import PerceptualBackboneWarning, PerceptualLoss, backbone_checkpoint
+
+__all__ = [
+    "AdversarialLoss",
+    "LeCam",
+    "PatchDiscriminator",
+    "PerceptualBackboneWarning",
+    "PerceptualLoss",
+    "adaptive_generator_weight",
+    "backbone_checkpoint",
+    "hinge_d_loss",
+    "hinge_g_loss",
+    "non_saturating_d_loss",
+    "non_saturating_g_loss",
+]
