@@ -3,7 +3,7 @@ shorter side resized then center-cropped to a square, PNG out with uint8 roundin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
@@ -12,25 +12,43 @@ from PIL import Image, UnidentifiedImageError
 PathLike = Union[str, Path]
 
 
+def open_rgb(source: Union[PathLike, BinaryIO], name: Optional[object] = None) -> Image.Image:
+    """Decode ``source`` (a path or a binary file object) into an RGB Pillow image. Errors name
+    ``name`` (default: ``source``): FileNotFoundError when a path is missing, ValueError when Pillow
+    cannot read the bytes."""
+    label = source if name is None else name
+    try:
+        with Image.open(source) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{label}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"{label}: not an image Pillow can read ({type(err).__name__})") from None
+
+
+def resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the shorter side is ``size`` (bicubic, antialiased; the longer side rounded, never
+    below ``size``)."""
+    w, h = img.size
+    scale = size / min(w, h)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    return img.resize(new, Image.BICUBIC, reducing_gap=None)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB Pillow image -> ``(3, H, W)`` float tensor in [0, 1]."""
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+
+
 def load_image(path: PathLike, size: int) -> torch.Tensor:
     """``(3, size, size)`` float tensor in [0, 1]: any mode converted to RGB, the shorter side resized
     to ``size`` (bicubic, antialiased), then a center crop."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: not an image Pillow can read ({type(err).__name__})") from None
+    rgb = resize_shorter(open_rgb(path), size)
     w, h = rgb.size
-    scale = size / min(w, h)
-    new = (max(size, round(w * scale)), max(size, round(h * scale)))
-    rgb = rgb.resize(new, Image.BICUBIC, reducing_gap=None)
-    left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    rgb = rgb.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+    left, top = (w - size) // 2, (h - size) // 2
+    return pil_to_tensor(rgb.crop((left, top, left + size, top + size)))
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
