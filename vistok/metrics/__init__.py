@@ -1,4 +1,4 @@
 """Metrics: image quality, and (with the evaluation extras) the FID family."""
-from vistok.metrics.image_quality import psnr
+from vistok.metrics.image_quality import psnr, ssim
 
-__all__ = ["psnr"]
+__all__ = ["psnr", "ssim"]
