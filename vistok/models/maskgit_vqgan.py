@@ -232,6 +232,11 @@ class MaskGITVQGAN(Tokenizer):
     def num_tokens(self) -> int:
         return self.config.grid_size**2
 
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        """The weight the adaptive (VQGAN) adversarial weight balances gradients at."""
+        return self.decoder.conv_out.weight
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in [0, 1] -> token ids ``(B, h * w)``, row-major."""
         return self.quantize.forward_channels_first(self.encoder(x)).indices.flatten(1)

@@ -160,6 +160,8 @@ class TiTok(Tokenizer):
         if cfg.bottleneck == "vq":
             self.quantize = VectorQuantizer(cfg.codebook_size, cfg.token_size, l2_norm=cfg.use_l2_norm,
                                             commitment=cfg.commitment_cost)
+        # Training-time latent perturbation (RobusTok), set by the engine; never saved.
+        self.perturbation: Optional[nn.Module] = None
         if cfg.decoder == "vqgan":
             pixel_cfg = VQGANDecoderConfig(**_tuple_mult(cfg.pixel_decoder))
             self.pixel_codebook = nn.Parameter(torch.randn(cfg.pixel_codebook_size, pixel_cfg.z_channels) * 0.02)
@@ -169,11 +171,20 @@ class TiTok(Tokenizer):
     def num_tokens(self) -> int:
         return self.config.num_latent_tokens
 
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        """The weight the adaptive (VQGAN) adversarial weight balances gradients at."""
+        if self.config.decoder == "vqgan":
+            return self.pixel_decoder.conv_out.weight
+        return self.decoder.conv_out.weight
+
     # ----- bottleneck -----
 
     def _bottleneck(self, z: torch.Tensor, sample: bool):
         if self.config.bottleneck == "vq":
             out = self.quantize(z)
+            if self.training and self.perturbation is not None:
+                out = self.perturbation(self.quantize, z, out)
             return out.z_q, out.indices, out.loss, out.stats
         mean, logvar = z.float().chunk(2, dim=-1)
         logvar = logvar.clamp(-30.0, 20.0)
