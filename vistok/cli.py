@@ -13,9 +13,9 @@ import sys
 from typing import Callable, List, Optional
 
 from vistok._version import __version__
-from vistok.commands import codec, zoo
+from vistok.commands import codec, train, zoo
 
-SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register]
+SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register, train.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

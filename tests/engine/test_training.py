@@ -1,0 +1,103 @@
+"""The training engine end to end on CPU: learning, exact resume after SIGKILL, non-finite
+steps, GAN + perceptual losses, bf16 autocast, and export."""
+import hashlib
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.engine.conftest import metrics, run_training, train_losses
+from vistok import load_tokenizer
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def test_tiny_tokenizer_learns_and_exports(tmp_path, image_root):
+    _ok(run_training(tmp_path / "run", image_root, "training.max_steps=40", "logging.eval_every=20",
+                     "training.ema_decay=0.9"))
+    losses = train_losses(tmp_path / "run")
+    first, last = sum(losses[s] for s in range(1, 6)) / 5, sum(losses[s] for s in range(36, 41)) / 5
+    assert last < 0.7 * first, (first, last)
+    evals = [m for m in metrics(tmp_path / "run") if "val/psnr" in m]
+    assert [m["step"] for m in evals] == [20, 40] and evals[-1]["val/psnr"] > evals[0]["val/psnr"] - 1.0
+    assert "val/codebook_utilization" in evals[-1]
+    assert (tmp_path / "run/samples/step-00000040.png").is_file()
+    assert (tmp_path / "run/recipe.yaml").read_text().count("max_steps: 40") == 1
+    assert list((tmp_path / "run/tensorboard").iterdir())
+    model = load_tokenizer(tmp_path / "run/export")  # the EMA copy, as save_pretrained
+    assert model.config.num_latent_tokens == 8 and model.perturbation is None
+    ema = load_file(str(tmp_path / "run/export/model.safetensors"))
+    raw = load_file(str(tmp_path / "run/checkpoints/step-00000040/model.safetensors"))
+    assert not torch.equal(ema["decoder.conv_out.weight"], raw["decoder.conv_out.weight"])
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, image_root):
+    steps = ["training.max_steps=24", "logging.save_every=2", "training.ema_decay=0.9",
+             "model.config.tail_drop=uniform"]
+    _ok(run_training(tmp_path / "straight", image_root, *steps))
+    proc = run_training(tmp_path / "killed", image_root, *steps, background=True)
+    first = tmp_path / "killed/checkpoints/step-00000004/COMPLETE"
+    deadline = time.time() + 120
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    _ok(run_training(tmp_path / "killed", image_root, *steps))  # resume=auto
+    assert train_losses(tmp_path / "killed") == train_losses(tmp_path / "straight")
+    a = load_file(str(tmp_path / "straight/export/model.safetensors"))
+    b = load_file(str(tmp_path / "killed/export/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _hash_dir(path: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()
+
+
+def test_non_finite_steps_are_skipped_then_training_stops(tmp_path, image_root):
+    _ok(run_training(tmp_path / "run", image_root, "training.max_steps=4"))
+    good = tmp_path / "run/checkpoints/step-00000004"
+    before = _hash_dir(good)
+    result = run_training(tmp_path / "run", image_root, "training.max_steps=8", "loss.reconstruction_weight=nan",
+                          "training.max_bad_steps=3")
+    assert result.returncode == 2
+    assert "3 consecutive steps had a non-finite loss" in result.stderr and "step-00000004" in result.stderr
+    assert _hash_dir(good) == before
+    assert sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir()) == ["step-00000004"]
+    assert (tmp_path / "run/events.log").read_text().count("non-finite loss, step skipped") == 3
+
+
+def test_gan_perceptual_and_perturbation_losses_train(tmp_path, image_root):
+    result = _ok(run_training(
+        tmp_path / "run", image_root, "training.max_steps=6", "loss.perceptual_weight=0.1",
+        "loss.adversarial.weight=0.1", "loss.adversarial.start_step=3", "loss.adversarial.lecam_weight=0.001",
+        "loss.adversarial.norm=group", "loss.adversarial.channels=32", "loss.adversarial.adaptive=true",
+        "perturbation.alpha=0.5", "perturbation.beta=0.5", "perturbation.delta=4", "perturbation.progress=step"))
+    records = {m["step"]: m for m in metrics(tmp_path / "run") if "loss/total" in m}
+    assert "loss/discriminator" not in records[3] and "loss/discriminator" in records[4]
+    assert all(torch.isfinite(torch.tensor(m["loss/total"])) for m in records.values())
+    assert records[6]["loss/perceptual"] > 0
+    # offline the LPIPS backbone is random, and the run says so
+    assert "RANDOM" in (tmp_path / "run/events.log").read_text() or "pretrained" in result.stderr
+
+
+def test_bf16_autocast_on_cpu(tmp_path, image_root):
+    _ok(run_training(tmp_path / "run", image_root, "training.precision=bf16", "training.max_steps=3"))
+    losses = train_losses(tmp_path / "run")
+    assert len(losses) == 3 and all(v == v for v in losses.values())
+
+
+def test_bad_recipe_key_fails_with_a_suggestion(tmp_path, image_root):
+    result = run_training(tmp_path / "run", image_root, "training.learning_rate=1")
+    assert result.returncode == 2
+    assert "unknown key 'training.learning_rate'; did you mean 'optimizer.lr'" in result.stderr
+    assert not (tmp_path / "run").exists()

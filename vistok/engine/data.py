@@ -1,0 +1,81 @@
+"""The engine's view of the data: an endless, resumable stream of training batches for this
+process, and a fixed list of held-out batches for evaluation."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import torch
+
+from vistok.engine.recipe import Recipe
+
+
+def _dataset(recipe: Recipe, root: str, train: bool):
+    cfg = recipe.data
+    if not root:
+        raise ValueError("data.train is empty: point it at a folder of images (or audio), or at tar shards")
+    if cfg.kind == "images":
+        from vistok.data.image_folder import ImageFolder
+
+        return ImageFolder(root, cfg.image_size, random_crop=train and cfg.random_crop,
+                           random_flip=train and cfg.random_flip, seed=recipe.experiment.seed)
+    if cfg.kind == "audio":
+        from audiotok.data import AudioFolder
+
+        return AudioFolder(root, cfg.sample_rate, cfg.segment_seconds, random_crop=train, seed=recipe.experiment.seed)
+    raise ValueError(f"data.kind {cfg.kind!r} has no map-style dataset")
+
+
+class TrainBatches:
+    """Endless batches for one process; ``state_dict`` holds the position so a resumed run gets
+    exactly the batches the uninterrupted run would have."""
+
+    def __init__(self, recipe: Recipe, rank: int, world_size: int):
+        from vistok.data.loader import ResumableLoader, default_num_workers
+
+        cfg = recipe.data
+        workers = default_num_workers(world_size) if cfg.num_workers is None else cfg.num_workers
+        if cfg.kind == "shards":
+            from vistok.data.shards import ImageShards
+
+            dataset = ImageShards(cfg.train, cfg.image_size, random_crop=cfg.random_crop,
+                                  random_flip=cfg.random_flip, seed=recipe.experiment.seed)
+        else:
+            dataset = _dataset(recipe, cfg.train, train=True)
+        self.loader = ResumableLoader(dataset, cfg.batch_size, seed=recipe.experiment.seed, rank=rank,
+                                      world_size=world_size, num_workers=workers)
+        self.explicit_steps_per_epoch = recipe.training.steps_per_epoch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        batch = next(self.loader)
+        return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+    def steps_per_epoch(self, grad_accum: int) -> int:
+        if self.explicit_steps_per_epoch:
+            return self.explicit_steps_per_epoch
+        return max(1, self.loader.batches_per_epoch() // grad_accum)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+
+
+def build_train_batches(recipe: Recipe, rank: int, world_size: int) -> TrainBatches:
+    return TrainBatches(recipe, rank, world_size)
+
+
+def build_val_batches(recipe: Recipe) -> List[torch.Tensor]:
+    """The first ``data.val_batches`` batches of the validation folder (center crops, no flips),
+    the same on every process and at every evaluation."""
+    cfg = recipe.data
+    if not cfg.val or cfg.val_batches <= 0:
+        return []
+    dataset = _dataset(recipe, cfg.val, train=False)
+    count = min(len(dataset), cfg.val_batches * cfg.batch_size)
+    items = [dataset[i] for i in range(count)]
+    items = [x[0] if isinstance(x, (list, tuple)) else x for x in items]
+    return [torch.stack(items[i:i + cfg.batch_size]) for i in range(0, count, cfg.batch_size)]

@@ -1,0 +1,5 @@
+"""Errors the engine reports to the user as one message (no traceback)."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on purpose (too many non-finite steps); the last good checkpoint is kept."""

@@ -1,0 +1,271 @@
+"""Training recipes: one YAML file, validated against the schema below, overridable from the
+command line with ``key.sub=value``.
+
+Every key has a default here, so a recipe only says what differs. A key the schema does not
+know is an error naming it and the closest valid key (``training.lr`` -> ``optimizer.lr``);
+``model.config`` is checked against the model family's own config class.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class RecipeError(ValueError):
+    """A recipe or an override is invalid; the message names the key and the file."""
+
+
+@dataclass
+class Experiment:
+    name: str = "run"
+    output_dir: str = "outputs/train/run"
+    seed: int = 0
+    deterministic: bool = False  # deterministic algorithms (CPU: bit-exact resume)
+    resume: str = "auto"  # auto (latest checkpoint in output_dir, if any) | never | a checkpoint directory
+
+
+@dataclass
+class Model:
+    family: str = "titok"
+    config: Dict[str, Any] = field(default_factory=dict)
+    init: Optional[str] = None  # fine-tune from a zoo name / save_pretrained dir; config entries override
+
+
+@dataclass
+class Data:
+    kind: str = "images"  # images | shards | audio
+    train: str = ""
+    val: Optional[str] = None
+    image_size: int = 256
+    random_crop: bool = True
+    random_flip: bool = True
+    sample_rate: int = 24000
+    segment_seconds: float = 1.0
+    batch_size: int = 8  # per process, per micro-step
+    num_workers: Optional[int] = None  # None: fit the machine
+    val_batches: int = 2
+
+
+@dataclass
+class Adversarial:
+    weight: float = 0.0  # 0 disables the discriminator
+    start_step: int = 0
+    loss: str = "hinge"
+    lecam_weight: float = 0.0
+    adaptive: bool = False  # VQGAN's gradient-norm balancing on the decoder's last layer
+    channels: int = 64
+    num_layers: int = 3
+    norm: str = "batch"
+    lr: Optional[float] = None  # None: optimizer.lr
+
+
+@dataclass
+class Loss:
+    reconstruction: str = "l2"  # l1 | l2
+    reconstruction_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    perceptual_net: str = "vgg"
+    quantizer_weight: float = 1.0
+    adversarial: Adversarial = field(default_factory=Adversarial)
+
+
+@dataclass
+class Optimizer:
+    name: str = "adamw"
+    lr: float = 1e-4
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 1e-4
+    eps: float = 1e-8
+
+
+@dataclass
+class Schedule:
+    name: str = "cosine"  # cosine | constant
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+
+
+@dataclass
+class Perturbation:
+    alpha: float = 0.0  # 0 disables RobusTok latent perturbation
+    beta: float = 0.0
+    delta: int = 1
+    schedule: str = "constant"  # constant | robustok
+    progress: str = "epoch"  # what the schedule counts: epoch | step
+
+
+@dataclass
+class Training:
+    max_steps: int = 1000
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    precision: str = "no"  # no | bf16 | fp16
+    tf32: bool = True
+    ema_decay: float = 0.0  # 0 disables the EMA copy; with EMA the export uses it
+    strategy: str = "ddp"  # ddp | fsdp
+    max_bad_steps: int = 20  # consecutive non-finite losses before training stops
+    steps_per_epoch: Optional[int] = None  # None: dataset length / global batch
+
+
+@dataclass
+class Logging:
+    log_every: int = 10
+    eval_every: int = 500
+    save_every: int = 500
+    keep_last: int = 3
+    tensorboard: bool = True
+    wandb: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Recipe:
+    """The whole training configuration."""
+
+    experiment: Experiment = field(default_factory=Experiment)
+    model: Model = field(default_factory=Model)
+    data: Data = field(default_factory=Data)
+    loss: Loss = field(default_factory=Loss)
+    optimizer: Optimizer = field(default_factory=Optimizer)
+    schedule: Schedule = field(default_factory=Schedule)
+    perturbation: Perturbation = field(default_factory=Perturbation)
+    training: Training = field(default_factory=Training)
+    logging: Logging = field(default_factory=Logging)
+
+
+CHOICES = {
+    "data.kind": ("images", "shards", "audio"), "loss.reconstruction": ("l1", "l2"),
+    "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
+    "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),
+    "perturbation.schedule": ("constant", "robustok"), "perturbation.progress": ("epoch", "step"),
+    "training.precision": ("no", "bf16", "fp16"), "training.strategy": ("ddp", "fsdp"),
+}
+FREE_FORM = {"model.config"}  # checked against the family's config class instead
+
+
+def _schema_paths(cls=Recipe, prefix: str = "") -> Dict[str, Any]:
+    paths = {}
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        paths[path] = default
+        if dataclasses.is_dataclass(default) and path not in FREE_FORM:
+            paths.update(_schema_paths(type(default), path + "."))
+    return paths
+
+
+# Names other trainers (the official TiTok configs, HF accelerate) use for our keys.
+ALIASES = {
+    "learning_rate": "optimizer.lr", "max_train_steps": "training.max_steps", "mixed_precision": "training.precision",
+    "gradient_accumulation_steps": "training.grad_accum", "per_gpu_batch_size": "data.batch_size",
+    "use_ema": "training.ema_decay", "discriminator_start": "loss.adversarial.start_step",
+    "discriminator_learning_rate": "loss.adversarial.lr", "warmup_steps": "schedule.warmup_steps",
+    "enable_tf32": "training.tf32", "lecam_regularization_weight": "loss.adversarial.lecam_weight",
+}
+
+
+def _suggest(path: str, valid: Sequence[str]) -> str:
+    parent, _, leaf = path.rpartition(".")
+    same_leaf = sorted((p for p in valid if p.rsplit(".", 1)[-1] == leaf), key=lambda p: p.count("."))
+    siblings = [p for p in valid if p.rpartition(".")[0] == parent]
+    near = (([ALIASES[leaf]] if leaf in ALIASES else []) or same_leaf
+            or [f"{parent}.{m}" if parent else m
+                for m in difflib.get_close_matches(leaf, [p.rpartition(".")[2] for p in siblings], n=1, cutoff=0.6)]
+            or difflib.get_close_matches(path, valid, n=1, cutoff=0.5))
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _check_keys(data: Any, where: str, prefix: str = "") -> None:
+    valid = _schema_paths()
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if path not in valid:
+            raise RecipeError(f"{where}: unknown key {path!r}{_suggest(path, list(valid))}")
+        if isinstance(value, dict) and path not in FREE_FORM:
+            _check_keys(value, where, path + ".")
+
+
+def _check_model_config(recipe: Recipe, where: str) -> None:
+    from vistok.hub.families import get_family
+
+    try:
+        family = get_family(recipe.model.family)
+    except KeyError as err:
+        raise RecipeError(f"{where}: model.family: {err.args[0]}") from None
+    config_cls = _config_class(family.model_class())
+    if config_cls is None:
+        return
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    for key in recipe.model.config:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean 'model.config.{near[0]}'?" if near else f"; known: {', '.join(known)}"
+            raise RecipeError(f"{where}: unknown key 'model.config.{key}' for family {recipe.model.family!r}{hint}")
+
+
+def _config_class(model_cls: type) -> Optional[type]:
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(model_cls.__init__)
+    for arg in typing.get_args(hints.get("config")) or (hints.get("config"),):
+        if inspect.isclass(arg) and dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _check_choices(recipe: Recipe, where: str) -> None:
+    for path, options in CHOICES.items():
+        value = OmegaConf.select(OmegaConf.structured(recipe), path)
+        if value not in options:
+            raise RecipeError(f"{where}: {path} must be one of {', '.join(options)}; got {value!r}")
+
+
+def parse_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise RecipeError(f"override {item!r} is not of the form key.sub=value")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise RecipeError(f"bad override: {err}") from None
+
+
+def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> Recipe:
+    """Defaults <- the YAML file <- the overrides, validated; returns a typed :class:`Recipe`."""
+    layers = [OmegaConf.structured(Recipe)]
+    where = str(path) if path else "recipe"
+    if path is not None:
+        try:
+            data = OmegaConf.to_container(OmegaConf.load(str(path)))
+        except FileNotFoundError:
+            raise RecipeError(f"{path}: recipe file not found") from None
+        except (OmegaConfBaseException, OSError, ValueError) as err:
+            raise RecipeError(f"{path}: cannot read recipe ({err})") from None
+        if not isinstance(data, dict):
+            raise RecipeError(f"{path}: a recipe must be a YAML mapping")
+        _check_keys(data, where)
+        layers.append(OmegaConf.create(data))
+    extra = parse_overrides(overrides)
+    _check_keys(extra, "command line")
+    layers.append(OmegaConf.create(extra))
+    try:
+        merged = OmegaConf.merge(*layers)
+    except OmegaConfBaseException as err:
+        raise RecipeError(f"{where}: {err.msg if hasattr(err, 'msg') else err}") from None
+    recipe: Recipe = OmegaConf.to_object(merged)
+    _check_choices(recipe, where)
+    _check_model_config(recipe, where)
+    return recipe
+
+
+def recipe_to_yaml(recipe: Recipe) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(recipe))
