@@ -13,8 +13,8 @@ def main(recipe_path: str, out: str, *overrides: str) -> None:
     trainer.fit()
     acc = trainer.accelerator
     state = {f"model.{k}": v for k, v in acc.unwrap_model(trainer.model).state_dict().items()}
-    if trainer.adversarial is not None:
-        disc = acc.unwrap_model(trainer.adversarial.discriminator)
+    if trainer.objective.discriminator is not None:
+        disc = acc.unwrap_model(trainer.objective.discriminator)
         state.update({f"disc.{k}": v for k, v in disc.state_dict().items()})
     save_file({k: v.detach().float().contiguous() for k, v in state.items()}, f"{out}/rank{acc.process_index}.safetensors")
     acc.wait_for_everyone()

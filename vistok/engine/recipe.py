@@ -67,6 +67,7 @@ class Adversarial:
 
 @dataclass
 class Loss:
+    kind: str = "auto"  # auto (the model's own) | image | flow: which objective trains it
     reconstruction: str = "l2"  # l1 | l2
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
@@ -140,7 +141,7 @@ class Recipe:
 
 
 CHOICES = {
-    "data.kind": ("images", "shards", "audio"), "loss.reconstruction": ("l1", "l2"),
+    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "flow"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
     "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),
     "perturbation.schedule": ("constant", "robustok"), "perturbation.progress": ("epoch", "step"),

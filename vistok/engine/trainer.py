@@ -7,14 +7,11 @@ needs to continue exactly where it stopped is in the checkpoint.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
 from pathlib import Path
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vistok.engine import builders, checkpoint
@@ -23,6 +20,7 @@ from vistok.engine.ema import EMA
 from vistok.engine.errors import TrainingStopped
 from vistok.engine.evaluate import evaluate_reconstruction
 from vistok.engine.logger import RunLogger
+from vistok.engine.objectives import build_objective
 from vistok.engine.recipe import Recipe, recipe_to_yaml
 
 
@@ -80,65 +78,25 @@ class Trainer:
         scheduler = builders.build_scheduler(optimizer, recipe)
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
 
-        self.image_losses = self._build_image_losses(model)
+        self.objective = build_objective(recipe, model, acc.device)
+        self.d_optimizer = None
+        disc = self.objective.discriminator
+        if disc is not None:
+            if acc.num_processes > 1 and acc.device.type == "cuda" and getattr(self.objective, "sync_batchnorm", False):
+                disc = nn.SyncBatchNorm.convert_sync_batchnorm(disc)  # (SyncBN is CUDA-only)
+            d_opt = builders.build_optimizer(disc, recipe, lr=self.objective.discriminator_lr)
+            d_sched = builders.build_scheduler(d_opt, recipe)
+            disc, self.d_optimizer, self.d_scheduler = acc.prepare(disc, d_opt, d_sched)
+            self.objective.set_discriminator(disc)
         self.train_batches = build_train_batches(recipe, acc.process_index, acc.num_processes)
         self.val_batches = build_val_batches(recipe)
         self.counters = Counters()
         for obj in (self.counters, self.train_batches) + ((self.ema,) if self.ema is not None else ()):
             acc.register_for_checkpointing(obj)
-        if self.adversarial is not None:
-            acc.register_for_checkpointing(self.adversarial.lecam)
-
-    # ----- construction helpers -----
-
-    def _build_image_losses(self, model: nn.Module):
-        from vistok.losses import AdversarialLoss, PatchDiscriminator, PerceptualLoss
-
-        recipe, acc = self.recipe, self.accelerator
-        self.perceptual = None
-        if recipe.loss.perceptual_weight > 0:
-            self.perceptual = PerceptualLoss(recipe.loss.perceptual_net).to(acc.device)
-            self.backbone_note = self.perceptual.status
-        adv = recipe.loss.adversarial
-        self.adversarial = None
-        self.d_optimizer = None
-        if adv.weight > 0:
-            disc = PatchDiscriminator(channels=adv.channels, num_layers=adv.num_layers, norm=adv.norm)
-            if acc.num_processes > 1 and adv.norm == "batch" and acc.device.type == "cuda":  # (SyncBN is CUDA-only)
-                disc = nn.SyncBatchNorm.convert_sync_batchnorm(disc)
-            d_opt = builders.build_optimizer(disc, recipe, lr=adv.lr)
-            d_sched = builders.build_scheduler(d_opt, recipe)
-            disc, self.d_optimizer, self.d_scheduler = acc.prepare(disc, d_opt, d_sched)
-            self.adversarial = AdversarialLoss(disc, weight=adv.weight, start_step=adv.start_step, loss=adv.loss,
-                                               lecam_weight=adv.lecam_weight, adaptive=adv.adaptive).to(acc.device)
-        return None
+        for obj in self.objective.checkpoint_objects():
+            acc.register_for_checkpointing(obj)
 
     # ----- one step -----
-
-    def _reconstruction_loss(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        fn = F.mse_loss if self.recipe.loss.reconstruction == "l2" else F.l1_loss
-        return fn(recon.float(), x.float())
-
-    def _generator_micro_step(self, x: torch.Tensor, step: int):
-        cfg = self.recipe.loss
-        with self.accelerator.autocast():
-            out = self.model(x)
-        rec = self._reconstruction_loss(out.recon, x)
-        terms = {"loss/reconstruction": rec}
-        total = cfg.reconstruction_weight * rec + cfg.quantizer_weight * out.loss.float()
-        terms["loss/quantizer"] = out.loss.float()
-        if self.perceptual is not None:
-            perc = self.perceptual(out.recon.float(), x.float())
-            terms["loss/perceptual"] = perc
-            total = total + cfg.perceptual_weight * perc
-        stats = {}
-        if self.adversarial is not None:
-            last = self.accelerator.unwrap_model(self.model).last_layer_weight if cfg.adversarial.adaptive else None
-            g_loss, stats = self.adversarial.generator_loss(out.recon, step, rec_loss=total, last_layer=last)
-            total = total + g_loss
-            terms["loss/generator"] = g_loss
-        terms["loss/total"] = total
-        return total, terms, out, stats
 
     def _all_finite(self, value: torch.Tensor) -> bool:
         bad = (~torch.isfinite(value.detach())).float().reshape(1)
@@ -161,32 +119,34 @@ class Trainer:
         logged: Dict[str, float] = {}
         recons = []
         finite = True
+        objective = self.objective
+        last_layer = acc.unwrap_model(self.model).last_layer_weight if objective.needs_last_layer() else None
         for i, x in enumerate(micro):
             sync = contextlib.nullcontext() if i == accum - 1 else acc.no_sync(self.model)
             with sync:
-                total, terms, out, stats = self._generator_micro_step(x, step)
-                if not self._all_finite(total):
+                out = objective.generator_step(self.model, x, step, acc.autocast, last_layer)
+                if not self._all_finite(out.total):
                     finite = False
                     break
-                acc.backward(total / accum)
-            recons.append(out.recon.detach())
-            for k, v in {**terms, **{f"stats/{k}": v for k, v in out.stats.items()}, **stats}.items():
+                acc.backward(out.total / accum)
+            recons.append(out.recon.detach() if out.recon is not None else None)
+            for k, v in {**out.terms, **out.stats}.items():
                 logged[k] = logged.get(k, 0.0) + float(v) / accum
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         logged["grad_norm"] = self._optimizer_step(self.model, self.optimizer, self.scheduler)
         logged["lr"] = self.scheduler.get_last_lr()[0]
-        if self.adversarial is not None and step >= self.adversarial.start_step:
+        if objective.discriminator_active(step):
             for i, (x, recon) in enumerate(zip(micro, recons)):
-                sync = contextlib.nullcontext() if i == accum - 1 else acc.no_sync(self.adversarial.discriminator)
+                sync = contextlib.nullcontext() if i == accum - 1 else acc.no_sync(objective.discriminator)
                 with sync:
                     with acc.autocast():
-                        d_loss, d_stats = self.adversarial.discriminator_loss(x, recon, step)
+                        d_loss, d_stats = objective.discriminator_loss(x, recon, step)
                     acc.backward(d_loss / accum)
-                for k, v in {"loss/discriminator": d_loss, **d_stats}.items():
+                for k, v in d_stats.items():
                     logged[k] = logged.get(k, 0.0) + float(v) / accum
-            self._optimizer_step(self.adversarial.discriminator, self.d_optimizer, self.d_scheduler)
+            self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler)
         if self.ema is not None:
             self.ema.update(acc.unwrap_model(self.model))
         return logged
@@ -235,8 +195,8 @@ class Trainer:
             (self.output_dir / "recipe.yaml").write_text(recipe_to_yaml(recipe))
             if start:
                 log.message(f"resumed at step {start}")
-            if self.perceptual is not None:
-                log.message(self.perceptual.status)
+            for note in self.objective.notes():
+                log.message(note)
         tic, window = time.time(), 0
         try:
             while self.counters.step < cfg.max_steps:

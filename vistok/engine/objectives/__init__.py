@@ -1,0 +1,40 @@
+"""What a training step optimises, per kind of tokenizer. The trainer owns the loop, the
+optimizers and the checkpoints; an objective owns the losses and the discriminator they need.
+
+``loss.kind: auto`` picks the objective a model class names in its ``objective`` attribute
+(``image`` when it names none)."""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from torch import nn
+
+from vistok.engine.objectives.base import GeneratorStep, Objective
+from vistok.engine.recipe import Recipe
+
+
+def _image(recipe, device):
+    from vistok.engine.objectives.image import ImageObjective
+
+    return ImageObjective(recipe, device)
+
+
+def _flow(recipe, device):
+    from vistok.engine.objectives.flow import FlowObjective
+
+    return FlowObjective(recipe, device)
+
+
+OBJECTIVES: Dict[str, Callable] = {"image": _image, "flow": _flow}
+
+
+def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:
+    kind = recipe.loss.kind
+    if kind == "auto":
+        kind = getattr(model, "objective", "image")
+    if kind not in OBJECTIVES:
+        raise ValueError(f"loss.kind: no objective {kind!r}; known: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[kind](recipe, device)
+
+
+__all__ = ["GeneratorStep", "Objective", "build_objective", "OBJECTIVES"]

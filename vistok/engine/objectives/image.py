@@ -1,0 +1,72 @@
+"""Image tokenizers: pixel reconstruction (L1/L2), quantizer loss, LPIPS perceptual loss and a
+PatchGAN discriminator with hinge or non-saturating loss, LeCam and the VQGAN adaptive weight."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vistok.engine.objectives.base import GeneratorStep, Objective
+from vistok.engine.recipe import Recipe
+
+
+class ImageObjective(Objective):
+    """The TiTok / VQGAN family of losses, configured by the recipe's ``loss`` section."""
+
+    def __init__(self, recipe: Recipe, device: torch.device):
+        from vistok.losses import AdversarialLoss, PatchDiscriminator, PerceptualLoss
+
+        self.cfg = cfg = recipe.loss
+        self.perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.perceptual_weight > 0 else None
+        adv = cfg.adversarial
+        self.adversarial = None
+        if adv.weight > 0:
+            disc = PatchDiscriminator(channels=adv.channels, num_layers=adv.num_layers, norm=adv.norm)
+            self.adversarial = AdversarialLoss(disc, weight=adv.weight, start_step=adv.start_step, loss=adv.loss,
+                                               lecam_weight=adv.lecam_weight, adaptive=adv.adaptive).to(device)
+            self.discriminator = disc
+            self.discriminator_lr = adv.lr
+            self.discriminator_start = adv.start_step
+            self.sync_batchnorm = adv.norm == "batch"
+
+    def set_discriminator(self, wrapped: nn.Module) -> None:
+        self.discriminator = wrapped
+        self.adversarial.discriminator = wrapped
+
+    def needs_last_layer(self) -> bool:
+        return self.adversarial is not None and self.cfg.adversarial.adaptive
+
+    def generator_step(self, model, x, step, autocast, last_layer=None) -> GeneratorStep:
+        cfg = self.cfg
+        with autocast():
+            out = model(x)
+        recon = out.recon
+        fn = F.mse_loss if cfg.reconstruction == "l2" else F.l1_loss
+        rec = fn(recon.float(), x.float())
+        quant = out.loss.float()
+        total = cfg.reconstruction_weight * rec + cfg.quantizer_weight * quant
+        terms = {"loss/reconstruction": rec, "loss/quantizer": quant}
+        if self.perceptual is not None:
+            perc = self.perceptual(recon.float(), x.float())
+            terms["loss/perceptual"] = perc
+            total = total + cfg.perceptual_weight * perc
+        stats: Dict[str, float] = {f"stats/{k}": v for k, v in out.stats.items()}
+        if self.adversarial is not None:
+            g_loss, g_stats = self.adversarial.generator_loss(recon, step, rec_loss=total, last_layer=last_layer)
+            total = total + g_loss
+            terms["loss/generator"] = g_loss
+            stats.update(g_stats)
+        terms["loss/total"] = total
+        return GeneratorStep(total, terms, recon, stats)
+
+    def discriminator_loss(self, x, recon, step) -> Tuple[torch.Tensor, Dict]:
+        loss, stats = self.adversarial.discriminator_loss(x, recon, step)
+        return loss, {"loss/discriminator": loss, **stats}
+
+    def checkpoint_objects(self) -> List[object]:
+        return [self.adversarial.lecam] if self.adversarial is not None else []
+
+    def notes(self) -> List[str]:
+        return [self.perceptual.status] if self.perceptual is not None else []
