@@ -19,18 +19,51 @@ def build_model(recipe: Recipe) -> nn.Module:
 
     family = get_family(recipe.model.family)
     if recipe.model.init is None:
-        return family.build(recipe.model.config)
+        model = family.build(recipe.model.config)
+    else:
+        from vistok.hub.loading import load_tokenizer
+
+        base = load_tokenizer(recipe.model.init)
+        if base.family != family.name:
+            raise ValueError(f"model.init {recipe.model.init!r} is a {base.family!r} tokenizer, "
+                             f"but model.family is {family.name!r}")
+        if not recipe.model.config:
+            model = base
+        else:
+            model = family.build({**base.config.to_dict(), **recipe.model.config})
+            load_strict(model, base.state_dict(), f"model.init {recipe.model.init}")
+    for target, source in recipe.model.init_parts.items():
+        copy_part(model, target, source)
+    if recipe.model.freeze:
+        model.freeze(*recipe.model.freeze)
+    return model
+
+
+def copy_part(model: nn.Module, target: str, source: str) -> None:
+    """Copy every tensor under ``their.prefix`` of the tokenizer ``NAME_OR_DIR`` (``source`` =
+    ``"NAME_OR_DIR:their.prefix"``) onto ``target`` + the rest of its name in ``model``; every
+    tensor of ``model`` under ``target`` must be covered, with the same shape."""
     from vistok.hub.loading import load_tokenizer
 
-    base = load_tokenizer(recipe.model.init)
-    if base.family != family.name:
-        raise ValueError(f"model.init {recipe.model.init!r} is a {base.family!r} tokenizer, "
-                         f"but model.family is {family.name!r}")
-    if not recipe.model.config:
-        return base
-    model = family.build({**base.config.to_dict(), **recipe.model.config})
-    load_strict(model, base.state_dict(), f"model.init {recipe.model.init}")
-    return model
+    where = f"model.init_parts[{target!r}]"
+    name, sep, prefix = source.rpartition(":")
+    if not sep or not name:
+        raise ValueError(f"{where}: expected 'NAME_OR_DIR:prefix', got {source!r}")
+    theirs = {k[len(prefix):]: v for k, v in load_tokenizer(name).state_dict().items() if k.startswith(prefix)}
+    ours = {k[len(target):]: v for k, v in model.state_dict().items() if k.startswith(target)}
+    if not ours:
+        raise ValueError(f"{where}: {type(model).__name__} has no tensors under {target!r}")
+    missing = sorted(set(ours) - set(theirs))
+    if missing:
+        raise ValueError(f"{where}: {name} has no {', '.join(prefix + k for k in missing[:5])} "
+                         f"({len(missing)} of {len(ours)} tensors missing)")
+    wrong = [f"{target}{k}: {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items()
+             if theirs[k].shape != v.shape]
+    if wrong:
+        raise ValueError(f"{where}: shape mismatch: " + "; ".join(wrong[:5]))
+    with torch.no_grad():
+        for key, tensor in ours.items():
+            tensor.copy_(theirs[key])
 
 
 NO_DECAY_NAMES = ("norm", "bias", "embed", "token", "codebook", "gamma")

@@ -35,6 +35,10 @@ class Model:
     family: str = "titok"
     config: Dict[str, Any] = field(default_factory=dict)
     init: Optional[str] = None  # fine-tune from a zoo name / save_pretrained dir; config entries override
+    # Parts copied from other tokenizers: {"our.prefix": "NAME_OR_DIR:their.prefix"}, e.g. the
+    # MaskGIT-VQGAN decoder into TiTok's pixel decoder for stage 2.
+    init_parts: Dict[str, str] = field(default_factory=dict)
+    freeze: List[str] = field(default_factory=list)  # submodules kept frozen (and in eval mode)
 
 
 @dataclass
@@ -59,19 +63,21 @@ class Adversarial:
     loss: str = "hinge"
     lecam_weight: float = 0.0
     adaptive: bool = False  # VQGAN's gradient-norm balancing on the decoder's last layer
+    arch: str = "patchgan"  # patchgan (taming) | titok (blur-pool, GroupNorm, max-pooled logits)
     channels: int = 64
     num_layers: int = 3
-    norm: str = "batch"
+    norm: str = "batch"  # patchgan only
     lr: Optional[float] = None  # None: optimizer.lr
 
 
 @dataclass
 class Loss:
-    kind: str = "auto"  # auto (the model's own) | image | flow: which objective trains it
+    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | flow: which objective trains it
     reconstruction: str = "l2"  # l1 | l2
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
-    perceptual_net: str = "vgg"
+    perceptual_net: str = "vgg"  # vgg | alex (LPIPS) | convnext_s | lpips-convnext_s-A-B (weighted mix)
+    proxy_teacher: str = "maskgit-vqgan-f16"  # loss.kind=proxy_codes: whose codes stage 1 predicts
     quantizer_weight: float = 1.0
     adversarial: Adversarial = field(default_factory=Adversarial)
 
@@ -141,13 +147,14 @@ class Recipe:
 
 
 CHOICES = {
-    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "flow"), "loss.reconstruction": ("l1", "l2"),
+    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "proxy_codes", "flow"),
+    "loss.adversarial.arch": ("patchgan", "titok"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
     "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),
     "perturbation.schedule": ("constant", "robustok"), "perturbation.progress": ("epoch", "step"),
     "training.precision": ("no", "bf16", "fp16"), "training.strategy": ("ddp", "fsdp"),
 }
-FREE_FORM = {"model.config"}  # checked against the family's config class instead
+FREE_FORM = {"model.config", "model.init_parts"}  # checked against the family's config class instead
 
 
 def _schema_paths(cls=Recipe, prefix: str = "") -> Dict[str, Any]:

@@ -76,7 +76,11 @@ class Trainer:
         self.ema = EMA(model, cfg.ema_decay).to(acc.device) if cfg.ema_decay > 0 else None
         optimizer = builders.build_optimizer(model, recipe)
         scheduler = builders.build_scheduler(optimizer, recipe)
-        self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        # Schedulers are not passed to accelerate: its wrapper steps them once per process per
+        # optimizer step (it assumes a dataloader it split), which would run the schedule
+        # num_processes times too fast. They are checkpointed as registered objects instead.
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.scheduler = scheduler
 
         self.objective = build_objective(recipe, model, acc.device)
         self.d_optimizer = None
@@ -86,14 +90,15 @@ class Trainer:
                 disc = nn.SyncBatchNorm.convert_sync_batchnorm(disc)  # (SyncBN is CUDA-only)
             d_opt = builders.build_optimizer(disc, recipe, lr=self.objective.discriminator_lr)
             d_sched = builders.build_scheduler(d_opt, recipe)
-            disc, self.d_optimizer, self.d_scheduler = acc.prepare(disc, d_opt, d_sched)
+            disc, self.d_optimizer = acc.prepare(disc, d_opt)
+            self.d_scheduler = d_sched
             self.objective.set_discriminator(disc)
         self.train_batches = build_train_batches(recipe, acc.process_index, acc.num_processes)
         self.val_batches = build_val_batches(recipe)
         self.counters = Counters()
         for obj in (self.counters, self.train_batches) + ((self.ema,) if self.ema is not None else ()):
             acc.register_for_checkpointing(obj)
-        for obj in self.objective.checkpoint_objects():
+        for obj in [self.scheduler] + ([self.d_scheduler] if disc is not None else []) + self.objective.checkpoint_objects():
             acc.register_for_checkpointing(obj)
 
     # ----- one step -----
@@ -108,7 +113,8 @@ class Trainer:
         if max_norm > 0:
             norm = float(self.accelerator.clip_grad_norm_(model.parameters(), max_norm))
         optimizer.step()
-        scheduler.step()
+        if not getattr(optimizer, "step_was_skipped", False):  # fp16 loss scaling skipped the update
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return norm
 

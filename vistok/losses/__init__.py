@@ -1,4 +1,7 @@
-"""Training losses for image tokenizers: LPIPS perceptual loss, PatchGAN discriminator, GAN terms."""
+"""Training losses for image tokenizers: LPIPS and ConvNeXt perceptual losses, PatchGAN and
+blur-pool discriminators, GAN terms."""
+from vistok.losses.blur_discriminator import BlurPoolDiscriminator
+from vistok.losses.convnext_perceptual import ConvNeXtLogitLoss, WeightedPerceptualLoss, build_perceptual
 from vistok.losses.discriminator import PatchDiscriminator
 from vistok.losses.gan import (
     AdversarialLoss,
@@ -13,6 +16,10 @@ from vistok.losses.perceptual import PerceptualBackboneWarning, PerceptualLoss, 
 
 __all__ = [
     "AdversarialLoss",
+    "BlurPoolDiscriminator",
+    "ConvNeXtLogitLoss",
+    "WeightedPerceptualLoss",
+    "build_perceptual",
     "LeCam",
     "PatchDiscriminator",
     "PerceptualBackboneWarning",

@@ -34,6 +34,29 @@ class Tokenizer(nn.Module):
     """
 
     family: str = ""
+    frozen: tuple = ()  # names of submodules kept frozen and in eval mode (see freeze)
+
+    def freeze(self, *names: str) -> None:
+        """Freeze the named submodules or parameters (e.g. ``"encoder"``, ``"pixel_codebook"``): no
+        gradients, and frozen submodules stay in eval mode whatever ``train()`` is called with, as a
+        fine-tuning stage needs. (Under DDP a part that a stage never uses must be frozen too.)"""
+        modules, params = dict(self.named_modules()), dict(self.named_parameters())
+        unknown = [n for n in names if not n or (n not in modules and n not in params)]
+        if unknown:
+            top = ", ".join(n for n, _ in self.named_children())
+            raise ValueError(f"freeze: {type(self).__name__} has no submodule or parameter {unknown[0]!r}; "
+                             f"its parts: {top}")
+        for name in names:
+            (modules[name] if name in modules else params[name]).requires_grad_(False)
+        self.frozen = tuple(dict.fromkeys((*self.frozen, *(n for n in names if n in modules))))
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Tokenizer":
+        super().train(mode)
+        modules = dict(self.named_modules())
+        for name in self.frozen:
+            modules[name].eval()
+        return self
 
     def save_pretrained(self, directory: Union[str, Path]) -> Path:
         from vistok.hub.pretrained import save_pretrained  # the zoo layer sits above the models

@@ -230,10 +230,17 @@ class TiTok(Tokenizer):
             out = self.pixel_decoder(latent)
         return out
 
-    def forward(self, x: torch.Tensor) -> ReconOut:
+    def forward(self, x: torch.Tensor, output: str = "pixels") -> ReconOut:
+        """Reconstruct ``x``. ``output="code_logits"`` (two-stage decoder only) stops before the
+        pixel decoder: ``recon`` is then the ``(B, 1024, g, g)`` MaskGIT-VQGAN code logits that
+        stage-1 training fits to the proxy codes."""
+        if output not in ("pixels", "code_logits"):
+            raise ValueError(f"output must be 'pixels' or 'code_logits', got {output!r}")
+        if output == "code_logits" and self.config.decoder != "vqgan":
+            raise ValueError("output='code_logits' needs the two-stage decoder (decoder: vqgan)")
         z_q, indices, loss, stats = self._bottleneck(self.encoder(x), sample=self.training)
         keep = self._keep_tokens()
-        recon = self.decode_latent(z_q[:, :keep])
+        recon = self.decoder(z_q[:, :keep]) if output == "code_logits" else self.decode_latent(z_q[:, :keep])
         stats = stats.merged({"kept_tokens": float(keep)})
         return ReconOut(recon=recon, indices=indices, loss=loss, latent=z_q, stats=stats)
 

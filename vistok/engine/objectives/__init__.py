@@ -19,13 +19,19 @@ def _image(recipe, device):
     return ImageObjective(recipe, device)
 
 
+def _proxy_codes(recipe, device):
+    from vistok.engine.objectives.proxy_codes import ProxyCodeObjective
+
+    return ProxyCodeObjective(recipe, device)
+
+
 def _flow(recipe, device):
     from vistok.engine.objectives.flow import FlowObjective
 
     return FlowObjective(recipe, device)
 
 
-OBJECTIVES: Dict[str, Callable] = {"image": _image, "flow": _flow}
+OBJECTIVES: Dict[str, Callable] = {"image": _image, "proxy_codes": _proxy_codes, "flow": _flow}
 
 
 def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:

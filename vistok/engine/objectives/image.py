@@ -12,24 +12,33 @@ from vistok.engine.objectives.base import GeneratorStep, Objective
 from vistok.engine.recipe import Recipe
 
 
+def build_discriminator(adv) -> nn.Module:
+    """The recipe's ``loss.adversarial`` section -> a discriminator for images in [0, 1]."""
+    from vistok.losses import BlurPoolDiscriminator, PatchDiscriminator
+
+    if adv.arch == "titok":
+        return BlurPoolDiscriminator(channels=adv.channels, num_stages=adv.num_layers)
+    return PatchDiscriminator(channels=adv.channels, num_layers=adv.num_layers, norm=adv.norm)
+
+
 class ImageObjective(Objective):
     """The TiTok / VQGAN family of losses, configured by the recipe's ``loss`` section."""
 
     def __init__(self, recipe: Recipe, device: torch.device):
-        from vistok.losses import AdversarialLoss, PatchDiscriminator, PerceptualLoss
+        from vistok.losses import AdversarialLoss, build_perceptual
 
         self.cfg = cfg = recipe.loss
-        self.perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.perceptual_weight > 0 else None
+        self.perceptual = build_perceptual(cfg.perceptual_net).to(device) if cfg.perceptual_weight > 0 else None
         adv = cfg.adversarial
         self.adversarial = None
         if adv.weight > 0:
-            disc = PatchDiscriminator(channels=adv.channels, num_layers=adv.num_layers, norm=adv.norm)
+            disc = build_discriminator(adv)
             self.adversarial = AdversarialLoss(disc, weight=adv.weight, start_step=adv.start_step, loss=adv.loss,
                                                lecam_weight=adv.lecam_weight, adaptive=adv.adaptive).to(device)
             self.discriminator = disc
             self.discriminator_lr = adv.lr
             self.discriminator_start = adv.start_step
-            self.sync_batchnorm = adv.norm == "batch"
+            self.sync_batchnorm = adv.arch == "patchgan" and adv.norm == "batch"
 
     def set_discriminator(self, wrapped: nn.Module) -> None:
         self.discriminator = wrapped
