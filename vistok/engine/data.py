@@ -2,27 +2,29 @@
 process, and a fixed list of held-out batches for evaluation."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from vistok.engine.recipe import Recipe
 
 
-def _dataset(recipe: Recipe, root: str, train: bool):
+def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None):
     cfg = recipe.data
+    kind = kind or cfg.kind
     if not root:
         raise ValueError("data.train is empty: point it at a folder of images (or audio), or at tar shards")
-    if cfg.kind == "images":
+    if kind == "images":
         from vistok.data.image_folder import ImageFolder
 
         return ImageFolder(root, cfg.image_size, random_crop=train and cfg.random_crop,
                            random_flip=train and cfg.random_flip, seed=recipe.experiment.seed)
-    if cfg.kind == "audio":
+    if kind == "audio":
         from audiotok.data import AudioFolder
 
         return AudioFolder(root, cfg.sample_rate, cfg.segment_seconds, random_crop=train, seed=recipe.experiment.seed)
-    raise ValueError(f"data.kind {cfg.kind!r} has no map-style dataset")
+    raise ValueError(f"data.kind {kind!r} has no map-style dataset")
 
 
 class TrainBatches:
@@ -69,13 +71,25 @@ def build_train_batches(recipe: Recipe, rank: int, world_size: int) -> TrainBatc
 
 
 def build_val_batches(recipe: Recipe) -> List[torch.Tensor]:
-    """The first ``data.val_batches`` batches of the validation folder (center crops, no flips),
-    the same on every process and at every evaluation."""
+    """The first ``data.val_batches`` batches of the validation folder or shards (center crops, no
+    flips, no shuffling), the same on every process and at every evaluation."""
     cfg = recipe.data
     if not cfg.val or cfg.val_batches <= 0:
         return []
-    dataset = _dataset(recipe, cfg.val, train=False)
-    count = min(len(dataset), cfg.val_batches * cfg.batch_size)
-    items = [dataset[i] for i in range(count)]
+    wanted = cfg.val_batches * cfg.batch_size
+    if cfg.kind == "shards" and not Path(cfg.val).is_dir():
+        import itertools
+
+        from vistok.data.shards import ImageShards
+
+        stream = ImageShards(cfg.val, cfg.image_size, random_crop=False, random_flip=False, shuffle_buffer=0,
+                             shuffle_shards=False, rank=0, world_size=1)
+        items = list(itertools.islice(iter(stream), wanted))
+        count = len(items)
+    else:  # a folder (also for shards: ImageNet val is often kept as plain files)
+        kind = "images" if cfg.kind == "shards" else cfg.kind
+        dataset = _dataset(recipe, cfg.val, train=False, kind=kind)
+        count = min(len(dataset), wanted)
+        items = [dataset[i] for i in range(count)]
     items = [x[0] if isinstance(x, (list, tuple)) else x for x in items]
     return [torch.stack(items[i:i + cfg.batch_size]) for i in range(0, count, cfg.batch_size)]
