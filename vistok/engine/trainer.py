@@ -61,6 +61,11 @@ class Trainer:
         # accelerator and every process believes it is the only one.
         self.accelerator = Accelerator(mixed_precision=cfg.precision, cpu=not _has_accelerator(), **kwargs)
         acc = self.accelerator
+        self.notes = []
+        if cfg.strategy == "fsdp" and acc.num_processes > 1 and acc.distributed_type.name != "FSDP":
+            # accelerate falls back to DDP where FSDP is unavailable (e.g. CPU processes).
+            self.notes.append(f"training.strategy=fsdp asked for, but accelerate runs {acc.distributed_type.name} "
+                              "here (FSDP needs GPUs); every process holds the full model")
         set_seed(recipe.experiment.seed, device_specific=False, deterministic=recipe.experiment.deterministic)
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -201,7 +206,7 @@ class Trainer:
             (self.output_dir / "recipe.yaml").write_text(recipe_to_yaml(recipe))
             if start:
                 log.message(f"resumed at step {start}")
-            for note in self.objective.notes():
+            for note in self.notes + self.objective.notes():
                 log.message(note)
         tic, window = time.time(), 0
         try:
