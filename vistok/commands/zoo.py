@@ -55,7 +55,10 @@ def _download(args) -> int:
     from vistok.hub.loading import convert_card
 
     for name in args.names:
-        target = convert_card(get_card(name), force_download=args.force)
+        card = get_card(name)
+        if "non-commercial" in card.license.lower():  # the user must see the terms before using the weights
+            print(f"{name}: license: {card.license}")
+        target = convert_card(card, force_download=args.force)
         source = json.loads((target / "source.json").read_text())
         print(f"{name}: {target}  (source sha256 {source['sha256']})")
     return 0

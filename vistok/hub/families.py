@@ -44,6 +44,10 @@ FAMILIES: Dict[str, Family] = {
         Family("titok", "vistok.models.titok:TiTok", "vistok.hub.titok:convert_titok_state_dict"),
         Family("maskgit_vqgan", "vistok.models.maskgit_vqgan:MaskGITVQGAN",
                "vistok.hub.maskgit:convert_maskgit_state_dict"),
+        Family("flextok", "vistok.models.flextok:FlexTok", "vistok.hub.flextok:convert_flextok_state_dict"),
+        Family("flextok_vae", "vistok.models.flextok:FlexTokVAE", "vistok.hub.flextok:convert_flextok_vae_state_dict"),
+        Family("wavtokenizer", "audiotok.models.wavtokenizer:WavTokenizer",
+               "vistok.hub.wavtokenizer:convert_wavtokenizer_state_dict"),
     ]
 }
 

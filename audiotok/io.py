@@ -1,0 +1,45 @@
+"""Reading clips for a codec and writing its output: checked reads (on top of
+:func:`audiotok.data.load_audio`) and atomic WAV writes. Needs the ``audio`` extra."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from audiotok.data import load_audio
+
+PathLike = Union[str, Path]
+
+
+def read_clip(path: PathLike, sample_rate: int, min_samples: int = 1) -> torch.Tensor:
+    """A file as a mono float32 ``(T,)`` tensor at ``sample_rate``. Errors name the file:
+    FileNotFoundError when missing; ValueError when empty, unreadable, holding NaN/inf samples,
+    or shorter than ``min_samples`` after resampling."""
+    wav = load_audio(path, sample_rate)[0]
+    if wav.numel() < min_samples:
+        raise ValueError(f"{path}: too short ({wav.numel()} samples at {sample_rate} Hz; "
+                         f"at least {min_samples} needed)")
+    return wav
+
+
+def write_wav(path: PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
+    """Write a mono ``(T,)`` waveform as 32-bit float WAV (no clipping), through a temporary file
+    renamed into place, so an interrupted write never leaves a partial file under ``path``."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.ascontiguousarray(wav.detach().float().cpu().reshape(-1).numpy())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, data, int(sample_rate), format="WAV", subtype="FLOAT")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

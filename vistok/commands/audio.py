@@ -1,0 +1,193 @@
+"""``tokzoo audio encode|decode|reconstruct``: audio files to token ids and back with an audio codec."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Dict, List
+
+
+def _load(args):
+    import torch
+
+    from vistok.hub.loading import load_tokenizer
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_tokenizer(args.model, device=device)
+    if not hasattr(model.config, "sample_rate") or not hasattr(model, "hop_length"):
+        raise ValueError(f"{args.model}: not an audio tokenizer (family {getattr(model, 'family', '?')!r})")
+    return model, device
+
+
+def _autocast(device: str, precision: str):
+    import torch
+
+    if precision == "fp32" or not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _read_all(paths: List[str], model) -> list:
+    """Every file, read and checked before any model work (a bad file fails the whole command)."""
+    from audiotok.io import read_clip
+
+    return [read_clip(p, model.sample_rate, min_samples=model.hop_length) for p in paths]
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, max(1, size)):
+        yield slice(start, min(n, start + size))
+
+
+def _encode_clips(model, clips, device: str, args):
+    """ids per clip (CPU tensors without padding), batched with per-item lengths."""
+    import torch
+
+    out = []
+    with torch.inference_mode(), _autocast(device, args.precision):
+        for part in _batches(len(clips), args.batch_size):
+            group = clips[part]
+            lengths = torch.tensor([len(c) for c in group])
+            batch = torch.zeros(len(group), int(lengths.max()))
+            for i, clip in enumerate(group):
+                batch[i, : len(clip)] = clip
+            ids = model.encode(batch.to(device), lengths=lengths.to(device)).cpu()
+            for row, n in zip(ids, lengths.tolist()):
+                out.append(row[..., : -(-n // model.hop_length)])
+    return out
+
+
+def _encode(args) -> int:
+    import numpy as np
+
+    from audiotok.models.wavtokenizer import PAD_ID
+
+    model, device = _load(args)
+    clips = _read_all(args.files, model)
+    ids = _encode_clips(model, clips, device, args)
+    longest = max(t.shape[-1] for t in ids)
+    array = np.full((len(ids), *ids[0].shape[:-1], longest), PAD_ID, dtype=np.int32)
+    for i, row in enumerate(ids):
+        array[i, ..., : row.shape[-1]] = row.numpy()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, array)
+    rate = model.config.sample_rate / model.hop_length
+    print(f"{out}: {array.shape} int32 token ids for {len(clips)} file(s) at {rate:g} tokens/s, in the order given; "
+          f"shorter files are padded with {PAD_ID}")
+    return 0
+
+
+def _decode(args) -> int:
+    import numpy as np
+    import torch
+
+    from audiotok.io import write_wav
+
+    model, device = _load(args)
+    try:
+        array = np.load(args.ids, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{args.ids}: not a .npy array ({err})") from None
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{args.ids}: expected integer token ids, got dtype {array.dtype}")
+    if array.ndim < 2:
+        raise ValueError(f"{args.ids}: expected a batch of token sequences, got shape {array.shape}")
+    ids = torch.from_numpy(array.astype(np.int64))
+    out = Path(args.output)
+    written = 0
+    with torch.inference_mode(), _autocast(device, args.precision):
+        for part in _batches(len(ids), args.batch_size):
+            batch = ids[part].to(device)
+            try:
+                lengths = model.token_lengths(batch)
+                wav = model.decode(batch, chunk_size=args.chunk_size).float().cpu()
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{args.ids}: {err}") from None
+            for row, n in zip(wav, lengths.tolist()):
+                write_wav(out / f"{written:06d}.wav", row[: n * model.hop_length], model.sample_rate)
+                written += 1
+    print(f"{out}: wrote {written} WAV file(s) at {model.sample_rate} Hz")
+    return 0
+
+
+def _metric_functions():
+    """``(si_sdr, mel_distance)`` from :mod:`audiotok.metrics`, or None when it is not available."""
+    try:
+        from audiotok.metrics import mel_distance, si_sdr
+    except ImportError:
+        return None
+    return si_sdr, mel_distance
+
+
+def _names(paths: List[str]) -> List[str]:
+    seen: Dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return names
+
+
+def _reconstruct(args) -> int:
+    import torch
+
+    from audiotok.io import write_wav
+
+    model, device = _load(args)
+    clips = _read_all(args.files, model)
+    ids = _encode_clips(model, clips, device, args)
+    metrics = _metric_functions()
+    out = Path(args.output)
+    scores: Dict[str, List[float]] = {"SI-SDR": [], "mel distance": []}
+    with torch.inference_mode(), _autocast(device, args.precision):
+        for path, name, clip, row in zip(args.files, _names(args.files), clips, ids):
+            wav = model.decode(row[None].to(device), chunk_size=args.chunk_size)[0].float().cpu()[: len(clip)]
+            write_wav(out / f"{name}.wav", wav, model.sample_rate)
+            if metrics is None:
+                print(f"{path}: {row.shape[-1]} tokens -> {out / (name + '.wav')}")
+                continue
+            si_sdr, mel_distance = metrics
+            sdr = si_sdr(clip[None], wav[None])[0]
+            mel = mel_distance(clip[None], wav[None], model.sample_rate)[0]
+            scores["SI-SDR"].append(sdr)
+            scores["mel distance"].append(mel)
+            print(f"{path}: SI-SDR {sdr:.2f} dB  mel distance {mel:.4f}  ({row.shape[-1]} tokens)")
+    if metrics is None:
+        print("metrics skipped: audiotok.metrics is not available in this installation")
+    else:
+        n = len(scores["SI-SDR"])
+        print(f"mean SI-SDR {sum(scores['SI-SDR']) / n:.2f} dB, mean mel distance "
+              f"{sum(scores['mel distance']) / n:.4f} over {n} file(s); WAVs in {out}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast dtype on CUDA (default fp32: lower precision can change code assignments)")
+    p.add_argument("--batch-size", type=int, default=8)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    audio = subparsers.add_parser("audio", help="audio files <-> token ids with an audio codec (WavTokenizer)")
+    sub = audio.add_subparsers(dest="audio_command", metavar="ACTION", required=True)
+    p = sub.add_parser("encode", help="audio files -> token ids (.npy, int32, -1 pads shorter files)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="output .npy file")
+    _common(p)
+    p.set_defaults(func=_encode)
+    p = sub.add_parser("decode", help="token ids (.npy) -> WAV files")
+    p.add_argument("ids", help=".npy file written by `tokzoo audio encode`")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
+    _common(p)
+    p.set_defaults(func=_decode)
+    p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR / mel distance")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
+    _common(p)
+    p.set_defaults(func=_reconstruct)
