@@ -71,8 +71,23 @@ class Adversarial:
 
 
 @dataclass
+class AudioLoss:
+    """Audio codecs (loss.kind=audio); defaults are WavTokenizer's published settings."""
+
+    mel_weight: float = 45.0
+    mel_n_fft: int = 1024
+    mel_hop: int = 256
+    mel_bins: int = 100
+    mrstft_weight: float = 0.0
+    discriminators: List[str] = field(default_factory=lambda: ["mpd", "mrd", "dac"])
+    discriminator_conditions: int = 4  # class embeddings of the conditional MPD/MRD (0: unconditional)
+    mrd_weight: float = 1.0
+    dac_mode: str = "published"  # published (the DAC discriminator is never trained, as released) | corrected
+
+
+@dataclass
 class Loss:
-    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | flow: which objective trains it
+    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | audio | flow
     reconstruction: str = "l2"  # l1 | l2
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
@@ -80,6 +95,7 @@ class Loss:
     proxy_teacher: str = "maskgit-vqgan-f16"  # loss.kind=proxy_codes: whose codes stage 1 predicts
     quantizer_weight: float = 1.0
     adversarial: Adversarial = field(default_factory=Adversarial)
+    audio: AudioLoss = field(default_factory=AudioLoss)
 
 
 @dataclass
@@ -147,7 +163,8 @@ class Recipe:
 
 
 CHOICES = {
-    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "proxy_codes", "flow"),
+    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "proxy_codes", "audio", "flow"),
+    "loss.audio.dac_mode": ("published", "corrected"),
     "loss.adversarial.arch": ("patchgan", "titok"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
     "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),

@@ -39,6 +39,10 @@ class Counters:
         self.step, self.bad_steps, self.skipped_total = state["step"], state["bad_steps"], state["skipped_total"]
 
 
+def _scalar(value) -> float:
+    return float(value.detach()) if torch.is_tensor(value) else float(value)
+
+
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
@@ -142,7 +146,7 @@ class Trainer:
                 acc.backward(out.total / accum)
             recons.append(out.recon.detach() if out.recon is not None else None)
             for k, v in {**out.terms, **out.stats}.items():
-                logged[k] = logged.get(k, 0.0) + float(v) / accum
+                logged[k] = logged.get(k, 0.0) + _scalar(v) / accum
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             return None
@@ -156,7 +160,7 @@ class Trainer:
                         d_loss, d_stats = objective.discriminator_loss(x, recon, step)
                     acc.backward(d_loss / accum)
                 for k, v in d_stats.items():
-                    logged[k] = logged.get(k, 0.0) + float(v) / accum
+                    logged[k] = logged.get(k, 0.0) + _scalar(v) / accum
             self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler)
         if self.ema is not None:
             self.ema.update(acc.unwrap_model(self.model))

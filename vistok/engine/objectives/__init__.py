@@ -25,13 +25,19 @@ def _proxy_codes(recipe, device):
     return ProxyCodeObjective(recipe, device)
 
 
+def _audio(recipe, device):
+    from vistok.engine.objectives.audio import AudioObjective
+
+    return AudioObjective(recipe, device)
+
+
 def _flow(recipe, device):
     from vistok.engine.objectives.flow import FlowObjective
 
     return FlowObjective(recipe, device)
 
 
-OBJECTIVES: Dict[str, Callable] = {"image": _image, "proxy_codes": _proxy_codes, "flow": _flow}
+OBJECTIVES: Dict[str, Callable] = {"image": _image, "proxy_codes": _proxy_codes, "audio": _audio, "flow": _flow}
 
 
 def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:
