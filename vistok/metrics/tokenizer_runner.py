@@ -1,0 +1,90 @@
+"""Running an image tokenizer for evaluation: batches under CUDA autocast, clean or perturbed tokens.
+
+Perturbed tokens (pFID) need the quantizer's input, which the public ``encode`` hides; each family
+says here how to get it. Every image is perturbed with its own generator, seeded from
+``(seed, alpha, delta, image index)``, so a pFID does not depend on batch size or process count.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from vistok.data.seeding import make_generator
+from vistok.quant.perturb import LatentPerturbation
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+# family -> (images -> channels-last quantizer input, quantizer ids -> the layout ``decode`` reads)
+_LATENTS: Dict[str, Tuple[Callable[[nn.Module, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "titok": (lambda m, x: m.encoder(x), lambda ids: ids),  # (B, N, token_size) -> ids (B, N)
+    "maskgit_vqgan": (lambda m, x: m.encoder(x).permute(0, 2, 3, 1), lambda ids: ids.flatten(1)),  # (B, h, w, C)
+}
+
+
+class TokenizerRunner:
+    """An image tokenizer in eval mode on ``device``; images in and out are ``(B, 3, H, W)`` in [0, 1].
+
+    ``precision`` (``bf16`` default, ``fp16``, ``fp32``) is the CUDA autocast dtype of the tokenizer;
+    on the CPU it always runs fp32 and ``precision_used`` says so. Quantizers keep their own fp32
+    region whatever the autocast.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", precision: str = "bf16"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.precision = precision
+        self.precision_used = precision if self.device.type == "cuda" else "fp32"
+
+    @property
+    def is_discrete(self) -> bool:
+        return getattr(self.model.config, "bottleneck", "vq") == "vq"
+
+    @property
+    def codebook_size(self) -> Optional[int]:
+        quantizer = getattr(self.model, "quantize", None)
+        return getattr(quantizer, "codebook_size", None) if self.is_discrete else None
+
+    def autocast(self):
+        dtype = PRECISIONS[self.precision_used]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=dtype)
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.model.encode(images.to(self.device, non_blocking=True))
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.model.decode(tokens).float()
+
+    @torch.inference_mode()
+    def encode_perturbed(self, images: torch.Tensor, indices: torch.Tensor, alpha: float, delta: int,
+                         seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token ids with every image perturbed (beta = 1), and per image the fraction of its tokens
+        that changed. ``indices`` are the images' positions in the evaluation set."""
+        family = getattr(self.model, "family", "")
+        if family not in _LATENTS or not self.is_discrete:
+            raise ValueError(f"pFID needs a discrete tokenizer whose quantizer input is known; "
+                             f"{type(self.model).__name__} ({family!r}) is not one of {sorted(_LATENTS)}")
+        to_latent, to_ids = _LATENTS[family]
+        quantizer = self.model.quantize
+        perturb = LatentPerturbation(alpha=alpha, beta=1.0, delta=delta, batch_selection="first")
+        with self.autocast():
+            z = to_latent(self.model, images.to(self.device, non_blocking=True))
+        clean = quantizer(z)
+        ids = clean.indices.clone()
+        for row, index in enumerate(indices.tolist()):
+            one = type(clean)(clean.z_q[row : row + 1], clean.indices[row : row + 1], clean.loss, clean.stats)
+            generator = make_generator(seed, "pfid", repr(float(alpha)), int(delta), int(index))
+            ids[row] = perturb(quantizer, z[row : row + 1], one, generator=generator).indices[0]
+        valid = (clean.indices >= 0).flatten(1)
+        changed = ((ids != clean.indices).flatten(1) & valid).sum(1) / valid.sum(1).clamp_min(1)
+        return to_ids(ids), changed.double().cpu()
