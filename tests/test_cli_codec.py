@@ -66,7 +66,10 @@ def test_non_image_is_a_clear_error_and_writes_nothing(model_dir, tmp_path, caps
 
 def test_zoo_commands(capsys):
     assert main(["zoo", "list", "titok-s*"]) == 0
-    assert capsys.readouterr().out.split()[0] == "titok-s128"
+    listed = capsys.readouterr().out
+    assert listed.split()[0] == "titok-s128" and "rFID 1.71" in listed
+    assert main(["zoo", "list", "wavtokenizer-small-75"]) == 0
+    assert "UTMOS 4.05" in capsys.readouterr().out  # audio cards show their headline number too
     assert main(["zoo", "info", "titok-l32"]) == 0
     info = capsys.readouterr().out
     assert "yucornetto/tokenizer_titok_l32_imagenet" in info and "rfid: 2.21" in info and "apache-2.0" in info

@@ -15,10 +15,20 @@ def _list(args) -> int:
     width = max(len(c.name) for c in cards)
     for card in cards:
         params = f"{card.params_millions:7.1f}M" if card.params_millions else " " * 8
-        rfid = card.reported.get("rfid")
-        rfid_text = f"rFID {rfid}" if rfid is not None else ""
-        print(f"{card.name:<{width}}  {card.family:<14} {params}  {rfid_text}")
+        print(f"{card.name:<{width}}  {card.family:<14} {params}  {_headline(card.reported)}")
     return 0
+
+
+# The one number per card that `zoo list` shows: the first of these the authors reported.
+HEADLINE_METRICS = (("rfid", "rFID"), ("utmos", "UTMOS"), ("pesq", "PESQ"))
+
+
+def _headline(reported: dict) -> str:
+    for key, label in HEADLINE_METRICS:
+        value = reported.get(key)
+        if isinstance(value, (int, float)):
+            return f"{label} {value}"
+    return ""
 
 
 def _info(args) -> int:
