@@ -17,4 +17,4 @@ def test_demo_runs_offline_and_reports_sensible_numbers(tmp_path, capsys):
     assert perturbed["psnr_db"] < vq["psnr_db"]
     assert abs(perturbed["replaced_tokens"] - 0.5 * 7 / 8) < 0.02
     assert vq["psnr_db"] > 25
-    assert "Not in this demo yet" in capsys.readouterr().out
+    assert "tokzoo train train/demo/titok_tiny.yaml" in capsys.readouterr().out

@@ -144,3 +144,18 @@ def test_gradients_flow_through_vq_tokenizer():
     ((out.recon - 0.5).pow(2).mean() + out.loss).backward()
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
     assert model.quantize.embed.grad.abs().sum() > 0
+
+
+def test_quantizer_options_reach_the_codebook_and_round_trip(tmp_path):
+    cfg = TiTokConfig(**{**tiny_config(False).to_dict(),
+                         "quantizer_options": {"ema_decay": 0.9, "kmeans_init": True, "dead_code_threshold": 1.0}})
+    model = TiTok(cfg).train()
+    assert model.quantize.ema_decay == 0.9 and not bool(model.quantize.initted)
+    model(sample_images())  # the first training batch initialises the codebook by k-means
+    assert bool(model.quantize.initted) and "embed_avg" in dict(model.quantize.named_buffers())
+    model.save_pretrained(tmp_path / "tok")
+    again = TiTok.from_pretrained(tmp_path / "tok").eval()
+    assert again.config.quantizer_options == cfg.quantizer_options
+    assert torch.equal(again.encode(sample_images()), model.eval().encode(sample_images()))
+    with pytest.raises(ValueError, match="quantizer_options: unknown \\['kmean_init'\\]"):
+        TiTokConfig(quantizer_options={"kmean_init": True})

@@ -18,6 +18,8 @@ Flexible length (One-D-Piece): the decoder reads any prefix of the tokens, so
 """
 from __future__ import annotations
 
+import inspect
+
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Union
@@ -51,6 +53,9 @@ class TiTokConfig:
     pixel_codebook_size: int = 1024
     pixel_decoder: Dict[str, Any] = field(default_factory=dict)  # VQGANDecoderConfig overrides
     tail_drop: Optional[str] = None  # training only: None, "uniform" or "pow2"
+    # Extra VectorQuantizer arguments for training your own (kmeans_init, dead_code_threshold,
+    # ema_decay, gradient, ...); the released checkpoints use none of them.
+    quantizer_options: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.bottleneck not in ("vq", "kl"):
@@ -61,6 +66,10 @@ class TiTokConfig:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.tail_drop not in (None, "uniform", "pow2"):
             raise ValueError(f"tail_drop must be None, 'uniform' or 'pow2', got {self.tail_drop!r}")
+        allowed = set(inspect.signature(VectorQuantizer).parameters) - {"codebook_size", "dim", "l2_norm", "commitment"}
+        unknown = sorted(set(self.quantizer_options) - allowed)
+        if unknown:
+            raise ValueError(f"quantizer_options: unknown {unknown}; VectorQuantizer takes {sorted(allowed)}")
 
     @property
     def grid_size(self) -> int:
@@ -159,7 +168,7 @@ class TiTok(Tokenizer):
         self.decoder = TiTokDecoder(cfg, resolve_size(cfg.decoder_size))
         if cfg.bottleneck == "vq":
             self.quantize = VectorQuantizer(cfg.codebook_size, cfg.token_size, l2_norm=cfg.use_l2_norm,
-                                            commitment=cfg.commitment_cost)
+                                            commitment=cfg.commitment_cost, **cfg.quantizer_options)
         # Training-time latent perturbation (RobusTok), set by the engine; never saved.
         self.perturbation: Optional[nn.Module] = None
         if cfg.decoder == "vqgan":
