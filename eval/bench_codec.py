@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig  # noqa: E402
+from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 SPEECH_DIRS = [REPO.parent / "shared/corpus/audio/speech/val", REPO / "tests/assets/audio"]
 
@@ -62,15 +62,6 @@ def speech(seconds: float, batch: int, rate: int = 24000) -> tuple[torch.Tensor,
     return 0.1 * torch.randn(batch, need, generator=torch.Generator().manual_seed(0)), "Gaussian noise (no corpus)"
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 @torch.no_grad()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_flextok as parity  # noqa: E402  (the official config and builder, shared with the parity script)
+from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 SIZES = {  # name: (label, official_config kwargs, default batch)
     "small": ("small CPU config (384 wide, 6+6 blocks; not released)",
@@ -123,15 +123,6 @@ def bench_size(size: str, batch: int, tree: Optional[Path], device: torch.device
     return {"size": size, "label": label, "batch": batch, "params_M": params, "rows": rows}
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def format_table(results: List[Dict[str, Any]], header: List[str]) -> str:

@@ -32,6 +32,8 @@ from contextlib import nullcontext
 import torch
 from torch.utils import flop_counter
 
+from bench_common import cpu_name  # eval/ is on sys.path when a script here runs
+
 MODELS = {  # the published configs, as in tests/models/test_titok.py
     "s128": ("TiTok-S-128", dict(encoder_size="small", decoder_size="small", num_latent_tokens=128)),
     "l32": ("TiTok-L-32", dict(encoder_size="large", decoder_size="large", num_latent_tokens=32)),
@@ -55,15 +57,6 @@ def known_peak_tflops(device_name: str) -> float | None:
     return None
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "CPU"
 
 
 def current_rss() -> int:
