@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vistok.data.images import save_image  # noqa: E402
 from vistok.demo import load_samples  # noqa: E402
+from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 
 def tiny_titok(size: int):
@@ -70,15 +70,6 @@ def timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "CPU"
 
 
 def main() -> None:

@@ -60,11 +60,13 @@ def _tokenizer_eval(args) -> int:
         raise ValueError(f"{args.model}: not an image tokenizer")
     size = args.image_size or model.config.image_size
     source = DatasetSource(EvalImages(args.data, size, args.preprocess, args.num_images), num_workers=args.workers)
-    runner = TokenizerRunner(model, device, args.precision)
+    decode_options = {k: v for k, v in (("steps", args.decode_steps), ("guidance", args.guidance)) if v is not None}
+    runner = TokenizerRunner(model, device, args.precision, decode_options)
     inception = _inception(args, device, args.isc)
     lpips = None if args.lpips == "none" else LPIPSMetric(args.lpips, args.lpips_weights, device)
     settings = PassSettings(batch_size=args.batch_size, kid=args.kid, prc=args.prc, isc=args.isc,
-                            fid_method=args.fid_method, use_cache=not args.no_cache, progress=True)
+                            fid_method=args.fid_method, use_cache=not args.no_cache, progress=True,
+                            num_tokens=args.num_tokens or ())
     if args.metric == "rfid":
         result, grid = evaluate_rfid(runner, source, inception, lpips, settings, args.model)
         return _finish(args, result, grid, f"rFID of {args.model}")
@@ -78,14 +80,38 @@ def _gfid(args) -> int:
     from vistok.metrics.samples import open_samples
 
     device = _device(args)
+    if args.generator is None:
+        samples = open_samples(args.samples, args.image_size, args.preprocess, args.workers, args.num_samples)
+        models, seed, title = None, None, f"gFID of {args.samples}"
+    else:
+        samples = _generator_source(args, device)
+        models, seed, title = samples.models(), args.seed, f"gFID of {args.generator}"
     inception = _inception(args, device, args.isc)
     need = args.kid or args.prc
     reference = load_reference(args.ref, inception, need, args.ref_image_size, args.ref_preprocess, args.batch_size,
                                not args.no_cache, progress=True)
-    samples = open_samples(args.samples, args.image_size, args.preprocess, args.workers, args.num_samples)
     result = evaluate_gfid(samples, reference, inception, args.batch_size, args.kid, args.prc, args.isc,
-                           args.fid_method, progress=True)
-    return _finish(args, result, None, f"gFID of {args.samples}")
+                           args.fid_method, generator=models, seed=seed, progress=True)
+    return _finish(args, result, None, title)
+
+
+def _generator_source(args, device):
+    """``--generator`` + ``--model``: samples drawn while they are scored."""
+    from vistok.commands.generate import parse_classes, sampling_settings
+    from vistok.hub.loading import load_tokenizer
+    from vistok.metrics.generator_samples import GeneratorSource, balanced_labels
+    from vistok.models.generator import ARGenerator
+
+    if args.model is None:
+        raise ValueError("--generator needs --model: the tokenizer whose ids the generator samples")
+    if args.image_size is not None or args.preprocess != "none":
+        raise ValueError("--image-size / --preprocess apply to --samples; generated images are scored as decoded")
+    generator = ARGenerator.from_pretrained(args.generator, device=device)
+    tokenizer = load_tokenizer(args.model, device=device)
+    classes = parse_classes(args.labels, generator.config.num_classes)
+    count = args.num_samples if args.num_samples is not None else 50 * len(classes)
+    return GeneratorSource(generator, tokenizer, balanced_labels(count, classes), args.seed, sampling_settings(args),
+                           args.precision, names={"generator": str(args.generator), "tokenizer": str(args.model)})
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -116,9 +142,15 @@ def _tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
                    help="LPIPS backbone (needs torchvision's ImageNet file locally; else reported as missing)")
     p.add_argument("--lpips-weights", help="torchvision AlexNet/VGG16 state dict for the LPIPS backbone")
+    p.add_argument("--num-tokens", type=_ints, help="comma-separated token counts k (1D tokenizers: TiTok, FlexTok): score the "
+                                        "first k ids of each image for every k in one pass, e.g. 1,16,64,256")
+    p.add_argument("--decode-steps", type=int, help="sampling steps of a flow decoder (FlexTok; default: its config)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale of a flow decoder (FlexTok)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vistok.commands.generate import add_sampling_args
+
     parser = subparsers.add_parser("eval", help="rFID / pFID / gFID evaluation with a report")
     metrics = parser.add_subparsers(dest="metric", metavar="METRIC", required=True)
     p = metrics.add_parser("rfid", help="reconstruction FID, PSNR, SSIM, LPIPS, codebook use")
@@ -132,14 +164,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     _common(p)
     p.set_defaults(func=_tokenizer_eval)
-    p = metrics.add_parser("gfid", help="FID of samples (folder or ADM .npz arr_0) against reference statistics")
-    p.add_argument("--samples", required=True, help="folder of images or .npz with arr_0 (uint8 NHWC)")
-    p.add_argument("--num-samples", type=int, help="first N samples; default all")
+    p = metrics.add_parser("gfid", help="FID of samples (folder, ADM .npz arr_0, or drawn from a generator) "
+                                        "against reference statistics")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--samples", help="folder of images or .npz with arr_0 (uint8 NHWC)")
+    what.add_argument("--generator", help="sample on the fly: a directory written by ARGenerator.save_pretrained "
+                                          "(with --model, its tokenizer)")
+    p.add_argument("--num-samples", type=int, help="--samples: first N (default all); --generator: how many to "
+                                                   "draw (default 50 per class, class-major)")
     p.add_argument("--image-size", type=int, help="resize samples to this size (with --preprocess)")
     p.add_argument("--preprocess", choices=("none", "titok", "adm"), default="none",
                    help="how to prepare folder samples (default: as stored)")
     p.add_argument("--ref", required=True, help="reference: .npz with mu/sigma (ADM) or a folder of images")
     p.add_argument("--ref-image-size", type=int, default=256, help="size for a reference folder")
     p.add_argument("--ref-preprocess", choices=("titok", "adm", "none"), default="titok")
+    g = p.add_argument_group("generator (with --generator)")
+    g.add_argument("--model", help="the tokenizer that decodes the generator's ids (zoo name or directory)")
+    g.add_argument("--labels", nargs="*", help="class indices or ranges (0 5-9 12,13); default every class")
+    add_sampling_args(g)
+    g.add_argument("--seed", type=int, default=0, help="sample i draws from (seed, i), as tokzoo generate")
+    g.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="generator/tokenizer autocast dtype on CUDA (CPU runs fp32; Inception always fp32)")
     _common(p)
     p.set_defaults(func=_gfid)

@@ -1,9 +1,10 @@
 """One pass of a tokenizer over an evaluation set: reconstructions from clean tokens and, for pFID,
 from perturbed tokens, each scored against the originals.
 
-Per image and per variant (``clean`` or one ``(alpha, delta)`` point) the pass keeps the Inception
-features of the uint8-rounded reconstruction, PSNR, SSIM and LPIPS; the clean token ids feed exact
-codebook counts. The originals' features come from the reference cache when the same images were
+Per image and per variant (``clean`` or one ``(alpha, delta)`` point, each at every token count k
+asked for: the first k ids decoded) the pass keeps the Inception features of the uint8-rounded
+reconstruction, PSNR, SSIM and LPIPS; the clean token ids feed exact codebook counts. The
+originals' features come from the reference cache when the same images were
 measured before with the same preprocessing and network, else from this pass (and are cached).
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PassSettings:
     use_cache: bool = True
     grid_images: int = 8
     progress: bool = False
+    num_tokens: Sequence[int] = ()  # decode the first k ids for each k (1D tokenizers); empty: all ids once
 
 
 @dataclass
@@ -57,10 +59,21 @@ def variant_name(alpha: float, delta: int) -> str:
     return f"alpha={alpha:g},delta={delta}"
 
 
+def at_k(name: str, k: Optional[int]) -> str:
+    """A variant's name when only the first ``k`` ids are decoded (None: all of them)."""
+    return name if k is None else f"{name}@k={k}"
+
+
+def token_counts(settings: PassSettings) -> List[Optional[int]]:
+    """The prefixes a pass decodes, ascending: ``[None]`` (all ids) when none were asked for."""
+    return sorted({int(k) for k in settings.num_tokens}) or [None]
+
+
 def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception: InceptionFeatures,
                         lpips: Optional[LPIPSMetric], settings: PassSettings,
                         perturbations: Sequence[Tuple[float, int]] = (), seed: int = 0) -> PassOutput:
-    """Run the tokenizer over ``source`` (clean, then each ``(alpha, delta)``) and score everything."""
+    """Run the tokenizer over ``source`` (clean, then each ``(alpha, delta)``, each at every token
+    count of ``settings.num_tokens``) and score everything."""
     from tqdm.auto import tqdm
 
     check_shardable(len(source), str(source.describe().get("path", "dataset")))
@@ -69,7 +82,11 @@ def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception
     key = key_for(source, fingerprint, inception)
     reference = cached(key, need_features) if key else None
     usage = CodebookUsage(runner.codebook_size) if runner.codebook_size else None
-    variants = [(CLEAN, None)] + [(variant_name(a, d), (a, d)) for a, d in perturbations]
+    ks = token_counts(settings)
+    if ks != [None]:
+        runner.check_prefixes(ks)
+    variants = [(at_k(CLEAN, k), None, k) for k in ks]
+    variants += [(at_k(variant_name(a, d), k), (a, d), k) for a, d in perturbations for k in ks]
     rows, grid = RowCollector(), {}
     rank0 = process_info()[0] == 0
     start, stop = shard(len(source))
@@ -79,14 +96,19 @@ def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception
             out: Dict[str, torch.Tensor] = {}
             if reference is None:
                 out["original/feat"] = inception(images)["2048"]
-            for name, point in variants:
-                if point is None:
-                    ids = runner.encode(x)
-                    if usage is not None:
-                        usage.update(ids.cpu())
-                else:
-                    ids, out[f"{name}/replaced"] = runner.encode_perturbed(x, indices, point[0], point[1], seed)
-                recon = to_uint8(runner.decode(ids)).cpu()
+            clean = runner.encode(x)
+            if usage is not None:
+                usage.update(clean.cpu())
+            perturbed = {point: runner.encode_perturbed(x, indices, point[0], point[1], seed, ks)
+                         for point in perturbations}
+            for name, point, k in variants:
+                ids = clean
+                if point is not None:
+                    ids, replaced = perturbed[point]
+                    out[f"{name}/replaced"] = replaced[k]
+                if k is not None:
+                    ids = ids[:, :k]
+                recon = to_uint8(runner.decode(ids, indices, seed)).cpu()
                 feats = inception(recon)
                 out[f"{name}/feat"] = feats["2048"]
                 if settings.isc:
@@ -108,7 +130,7 @@ def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception
                        "content_sha256": fingerprint}
         reference = store(key, data["original/feat"], description, keep_features=need_features,
                           write=rank0)
-    results = {name: _score(data, name, reference, settings) for name, _ in variants}
+    results = {name: _score(data, name, reference, settings) for name, _, _ in variants}
     codebook = usage.compute() if usage is not None else None
     return PassOutput(results, reference, codebook, grid)
 

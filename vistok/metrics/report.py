@@ -1,5 +1,6 @@
 """A report directory for one evaluation: ``result.json``, ``report.md`` (tables), ``reconstructions.png``
-(originals above each variant's reconstructions) and, for pFID, ``pfid_vs_alpha.png``."""
+(originals above each variant's reconstructions), for pFID ``pfid_vs_alpha.png``, and, when several
+token counts were evaluated, ``rfid_vs_k.png``."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import torch
 
 from vistok.metrics.protocol import EvalResult
 
-_SKIP = {"codebook", "lpips_status", "label"}
+_SKIP = {"codebook", "lpips_status", "label", "rfid_by_k", "pfid_mean_by_k"}
 
 
 def _fmt(value) -> str:
@@ -74,6 +75,30 @@ def save_pfid_plot(points: List[dict], rfid: float, path: Path) -> Path:
     return path
 
 
+def save_k_plot(metrics: dict, path: Path) -> Path:
+    """rFID (and, for pFID, the mean pFID) against the number of tokens decoded, log2 x axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ks = sorted(int(k) for k in metrics["rfid_by_k"])
+    for key, label in (("rfid_by_k", "rFID"), ("pfid_mean_by_k", "pFID (mean over the grid)")):
+        if key in metrics:
+            ax.plot(ks, [metrics[key][str(k)] for k in ks], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("tokens decoded (k)")
+    ax.set_ylabel("FID")
+    ax.set_title("FID vs number of tokens")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(result: EvalResult, out_dir: Path, title: str,
                  grid: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, Path]:
     out_dir = Path(out_dir)
@@ -86,6 +111,10 @@ def write_report(result: EvalResult, out_dir: Path, title: str,
         saved = save_grid(grid, out_dir / "reconstructions.png")
         if saved:
             files["grid"] = saved
-    if result.points and "rfid" in result.metrics:
-        files["plot"] = save_pfid_plot(result.points, result.metrics["rfid"], out_dir / "pfid_vs_alpha.png")
+    if result.points and "alpha" in result.points[0] and "rfid" in result.metrics:
+        k = result.metrics.get("num_tokens")  # several token counts: the grid at the largest
+        grid_points = [p for p in result.points if p.get("num_tokens") == k]
+        files["plot"] = save_pfid_plot(grid_points, result.metrics["rfid"], out_dir / "pfid_vs_alpha.png")
+    if "rfid_by_k" in result.metrics:
+        files["k_plot"] = save_k_plot(result.metrics, out_dir / "rfid_vs_k.png")
     return files

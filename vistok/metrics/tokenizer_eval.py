@@ -4,6 +4,10 @@ rFID (TiTok / RobusTok): FID between the reconstructions and the originals of th
 pFID (RobusTok, "Robust Latent Matters", Qiu et al. 2025): the same with reconstructions decoded
 from perturbed tokens. The authors' pFID script is unreleased; this is tokzoo's implementation of
 the paper's definition, labelled as such in every result, with all its parameters.
+
+With several token counts (``PassSettings.num_tokens``, 1D tokenizers such as FlexTok) one pass
+scores the first k ids for every k against one measurement of the originals: ``points`` then
+hold the numbers per k, and the headline metrics are those of the largest k.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import torch
 from vistok.metrics.inception import InceptionFeatures
 from vistok.metrics.lpips_metric import LPIPSMetric
 from vistok.metrics.protocol import EvalResult, Protocol
-from vistok.metrics.recon import CLEAN, PassOutput, PassSettings, reconstruction_pass, variant_name, variant_points
+from vistok.metrics.recon import (CLEAN, PassOutput, PassSettings, at_k, reconstruction_pass, token_counts,
+                                  variant_name, variant_points)
 from vistok.metrics.samples import SampleSource
 from vistok.metrics.tokenizer_runner import TokenizerRunner
 
@@ -35,10 +40,17 @@ def pfid_definition(alphas: Sequence[float], deltas: Sequence[int], seed: int) -
     }
 
 
-def _tokenizer_info(runner: TokenizerRunner, name: Optional[str]) -> Dict[str, Any]:
+def _tokenizer_info(runner: TokenizerRunner, name: Optional[str], settings: PassSettings) -> Dict[str, Any]:
     config = getattr(runner.model, "config", None)
-    return {"name": name, "family": getattr(runner.model, "family", type(runner.model).__name__),
+    info = {"name": name, "family": getattr(runner.model, "family", type(runner.model).__name__),
             "config": config.to_dict() if hasattr(config, "to_dict") else None, "device": str(runner.device)}
+    if settings.num_tokens:
+        info["num_tokens"] = token_counts(settings)
+    if runner.decode_options:
+        info["decode_options"] = runner.decode_options
+    if runner.seeded_decoding:
+        info["decoding_noise"] = "one standard normal draw per image from a generator seeded (seed, 'decode', index)"
+    return info
 
 
 def _protocol(metric: str, source: SampleSource, out: PassOutput, inception: InceptionFeatures,
@@ -46,13 +58,15 @@ def _protocol(metric: str, source: SampleSource, out: PassOutput, inception: Inc
               definition=None) -> Protocol:
     return Protocol(metric=metric, dataset=source.describe(), reference=out.reference.description,
                     feature_network=inception.describe(), fid_method=settings.fid_method,
-                    tokenizer=_tokenizer_info(runner, tokenizer), precision=runner.precision_used, seed=seed,
-                    definition=definition)
+                    tokenizer=_tokenizer_info(runner, tokenizer, settings), precision=runner.precision_used,
+                    seed=seed, definition=definition)
 
 
-def _clean_metrics(out: PassOutput, lpips: Optional[LPIPSMetric]) -> Dict[str, Any]:
-    clean = dict(out.variants[CLEAN])
+def _clean_metrics(out: PassOutput, lpips: Optional[LPIPSMetric], k: Optional[int] = None) -> Dict[str, Any]:
+    clean = dict(out.variants[at_k(CLEAN, k)])
     metrics: Dict[str, Any] = {"rfid": clean.pop("fid"), **clean}
+    if k is not None:
+        metrics["num_tokens"] = k
     metrics["lpips_status"] = lpips.status if lpips is not None else "LPIPS not requested"
     if out.codebook is not None:
         metrics["codebook"] = out.codebook
@@ -65,8 +79,17 @@ def evaluate_rfid(runner: TokenizerRunner, source: SampleSource, inception: Ince
     """rFID, PSNR, SSIM, LPIPS and codebook use; also returns the report's image grid rows."""
     settings = settings or PassSettings()
     out = reconstruction_pass(runner, source, inception, lpips, settings)
-    protocol = _protocol("rfid", source, out, inception, runner, settings, tokenizer)
-    return EvalResult(_clean_metrics(out, lpips), protocol), out.grid
+    seed = 0 if runner.seeded_decoding else None
+    protocol = _protocol("rfid", source, out, inception, runner, settings, tokenizer, seed)
+    ks = token_counts(settings)
+    metrics = _clean_metrics(out, lpips, ks[-1])
+    points = []
+    if ks != [None]:
+        for k in ks:
+            scores = dict(out.variants[at_k(CLEAN, k)])
+            points.append({"num_tokens": k, "rfid": scores.pop("fid"), **scores})
+        metrics["rfid_by_k"] = {str(p["num_tokens"]): p["rfid"] for p in points}
+    return EvalResult(metrics, protocol, points), out.grid
 
 
 def evaluate_pfid(runner: TokenizerRunner, source: SampleSource, inception: InceptionFeatures,
@@ -84,13 +107,26 @@ def evaluate_pfid(runner: TokenizerRunner, source: SampleSource, inception: Ince
         raise ValueError(f"delta must not exceed the codebook size ({codebook}), got deltas {list(deltas)}")
     points = variant_points(alphas, deltas)
     out = reconstruction_pass(runner, source, inception, lpips, settings, points, seed)
+    ks = token_counts(settings)
     rows = []
-    for alpha, delta in points:
-        scores = dict(out.variants[variant_name(alpha, delta)])
-        rows.append({"alpha": alpha, "delta": delta, "pfid": scores.pop("fid"),
-                     "expected_replacement": alpha * (delta - 1) / delta, **scores})
-    metrics = {"pfid_mean": sum(r["pfid"] for r in rows) / len(rows), "label": PFID_LABEL,
-               **_clean_metrics(out, lpips)}
-    protocol = _protocol("pfid", source, out, inception, runner, settings, tokenizer, seed,
-                         pfid_definition(alphas, deltas, seed))
+    for k in ks:
+        for alpha, delta in points:
+            scores = dict(out.variants[at_k(variant_name(alpha, delta), k)])
+            row = {"alpha": alpha, "delta": delta, "pfid": scores.pop("fid"),
+                   "expected_replacement": alpha * (delta - 1) / delta, **scores}
+            rows.append(row if k is None else {"num_tokens": k, **row})
+
+    def mean_at(k):
+        chosen = [r["pfid"] for r in rows if r.get("num_tokens") == k]
+        return sum(chosen) / len(chosen)
+
+    metrics = {"pfid_mean": mean_at(ks[-1]), "label": PFID_LABEL, **_clean_metrics(out, lpips, ks[-1])}
+    if ks != [None]:
+        metrics["pfid_mean_by_k"] = {str(k): mean_at(k) for k in ks}
+        metrics["rfid_by_k"] = {str(k): out.variants[at_k(CLEAN, k)]["fid"] for k in ks}
+    definition = pfid_definition(alphas, deltas, seed)
+    if ks != [None]:
+        definition["num_tokens"] = ks
+        definition["aggregate"] += "; per token count k (pfid_mean_by_k), the headline at the largest k"
+    protocol = _protocol("pfid", source, out, inception, runner, settings, tokenizer, seed, definition)
     return EvalResult(metrics, protocol, rows), out.grid

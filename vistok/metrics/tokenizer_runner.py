@@ -3,11 +3,14 @@
 Perturbed tokens (pFID) need the quantizer's input, which the public ``encode`` hides; each family
 says here how to get it. Every image is perturbed with its own generator, seeded from
 ``(seed, alpha, delta, image index)``, so a pFID does not depend on batch size or process count.
+Tokenizers that decode by sampling (FlexTok's flow decoder) get their initial noise the same way,
+from ``(seed, image index)``: the same noise for an image at every token count and batching.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Optional, Tuple
+import inspect
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -21,6 +24,11 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 _LATENTS: Dict[str, Tuple[Callable[[nn.Module, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
     "titok": (lambda m, x: m.encoder(x), lambda ids: ids),  # (B, N, token_size) -> ids (B, N)
     "maskgit_vqgan": (lambda m, x: m.encoder(x).permute(0, 2, 3, 1), lambda ids: ids.flatten(1)),  # (B, h, w, C)
+    "flextok": (lambda m, x: m.encoder(m.vae.encode(x)), lambda ids: ids),  # (B, N, 6) FSQ input
+}
+# family -> the shape of one image's initial decoding noise, for tokenizers whose decode samples
+_DECODE_NOISE: Dict[str, Callable[[nn.Module], Tuple[int, ...]]] = {
+    "flextok": lambda m: (m.config.vae.latent_channels, m.config.latent_size, m.config.latent_size),
 }
 
 
@@ -32,17 +40,45 @@ class TokenizerRunner:
     region whatever the autocast.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", precision: str = "bf16"):
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", precision: str = "bf16",
+                 decode_options: Optional[Dict[str, Any]] = None):
+        """``decode_options``: keyword arguments for every ``model.decode`` call (FlexTok: ``steps``,
+        ``guidance``); each must be a parameter of the model's ``decode``."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.precision = precision
         self.precision_used = precision if self.device.type == "cuda" else "fp32"
+        self.decode_options = dict(decode_options or {})
+        accepted = inspect.signature(model.decode).parameters
+        unknown = sorted(set(self.decode_options) - set(accepted))
+        if unknown:
+            raise ValueError(f"decode option(s) {unknown} not accepted by {type(model).__name__}.decode "
+                             f"(its parameters: {', '.join(accepted)})")
+
+    @property
+    def family(self) -> str:
+        return getattr(self.model, "family", "")
 
     @property
     def is_discrete(self) -> bool:
-        return getattr(self.model.config, "bottleneck", "vq") == "vq"
+        return getattr(self.model.config, "bottleneck", "vq") in ("vq", "fsq")
+
+    @property
+    def seeded_decoding(self) -> bool:
+        """Whether decoding samples (from noise seeded per image)."""
+        return self.family in _DECODE_NOISE
+
+    def check_prefixes(self, ks: Sequence[int]) -> None:
+        """Refuse token counts unless the model is a 1D tokenizer that decodes any prefix of its ids."""
+        n = getattr(self.model, "num_tokens", None)
+        if not isinstance(n, int):
+            raise ValueError(f"--num-tokens needs a 1D tokenizer that decodes any prefix of its ids (TiTok, "
+                             f"FlexTok); {type(self.model).__name__} ({self.family!r}) has no num_tokens")
+        bad = [k for k in ks if not 1 <= k <= n]
+        if bad:
+            raise ValueError(f"--num-tokens: {type(self.model).__name__} has {n} tokens; got {bad}")
 
     @property
     def codebook_size(self) -> Optional[int]:
@@ -61,15 +97,25 @@ class TokenizerRunner:
             return self.model.encode(images.to(self.device, non_blocking=True))
 
     @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+    def decode(self, tokens: torch.Tensor, indices: Optional[torch.Tensor] = None, seed: int = 0) -> torch.Tensor:
+        """Tokens -> images; ``indices`` (the images' positions in the evaluation set) seed the
+        decoding noise of sampling decoders (else they draw from the global generator)."""
+        options = dict(self.decode_options)
+        if indices is not None and self.seeded_decoding:
+            shape = _DECODE_NOISE[self.family](self.model)
+            options["noise"] = torch.cat([
+                torch.randn((1, *shape), generator=make_generator(seed, "decode", int(i))) for i in indices.tolist()
+            ]).to(self.device)
         with self.autocast():
-            return self.model.decode(tokens).float()
+            return self.model.decode(tokens, **options).float()
 
     @torch.inference_mode()
-    def encode_perturbed(self, images: torch.Tensor, indices: torch.Tensor, alpha: float, delta: int,
-                         seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Token ids with every image perturbed (beta = 1), and per image the fraction of its tokens
-        that changed. ``indices`` are the images' positions in the evaluation set."""
+    def encode_perturbed(self, images: torch.Tensor, indices: torch.Tensor, alpha: float, delta: int, seed: int,
+                         prefixes: Sequence[Optional[int]] = (None,)
+                         ) -> Tuple[torch.Tensor, Dict[Optional[int], torch.Tensor]]:
+        """Token ids with every image perturbed (beta = 1), and for each prefix length k in
+        ``prefixes`` (None: all tokens) the fraction of each image's first k tokens that changed.
+        ``indices`` are the images' positions in the evaluation set."""
         family = getattr(self.model, "family", "")
         if family not in _LATENTS or not self.is_discrete:
             raise ValueError(f"pFID needs a discrete tokenizer whose quantizer input is known; "
@@ -85,6 +131,8 @@ class TokenizerRunner:
             one = type(clean)(clean.z_q[row : row + 1], clean.indices[row : row + 1], clean.loss, clean.stats)
             generator = make_generator(seed, "pfid", repr(float(alpha)), int(delta), int(index))
             ids[row] = perturb(quantizer, z[row : row + 1], one, generator=generator).indices[0]
-        valid = (clean.indices >= 0).flatten(1)
-        changed = ((ids != clean.indices).flatten(1) & valid).sum(1) / valid.sum(1).clamp_min(1)
-        return to_ids(ids), changed.double().cpu()
+        valid = clean.indices >= 0
+        changed = (ids != clean.indices) & valid
+        fractions = {k: (changed[:, :k].flatten(1).sum(1) / valid[:, :k].flatten(1).sum(1).clamp_min(1))
+                     .double().cpu() for k in prefixes}
+        return to_ids(ids), fractions
