@@ -13,11 +13,12 @@ import sys
 from typing import Callable, List, Optional
 
 from vistok._version import __version__
-from vistok.commands import audio, codec, evaluate, generate, tokenize, train, zoo
+from vistok.commands import audio, codec, evaluate, generate, posttrain_pairs, tokenize, train, zoo
 
 SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register, train.register,
                                                                     evaluate.register, audio.register,
-                                                                    tokenize.register, generate.register]
+                                                                    tokenize.register, generate.register,
+                                                                    posttrain_pairs.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,3 +82,24 @@ def test_parse_classes():
         parse_classes(["3"], 3)
     with pytest.raises(ValueError, match="range"):
         parse_classes(["a-b"], 3)
+
+
+def test_tokenize_flat_folder_is_one_class(labelled_root, titok_dir, tmp_path):
+    out = tmp_path / "tokens"
+    assert main(["tokenize", str(labelled_root / "cat"), "--flat", "--model", str(titok_dir), "-o", str(out),
+                 "--device", "cpu"]) == 0
+    meta = read_meta(out)
+    assert meta["count"] == 3 and meta["num_classes"] == 1 and meta["classes"] == ["cat"]
+    assert [int(TokenShards(out)[i][1]) for i in range(3)] == [0, 0, 0]
+    # without --flat, images directly under the root are an error that names the file
+    assert main(["tokenize", str(labelled_root / "cat"), "--model", str(titok_dir), "-o", str(tmp_path / "x"),
+                 "--device", "cpu"]) == 2
+
+
+def test_posttrain_pairs_command(labelled_root, titok_dir, generator_dir, tmp_path, capsys):
+    out = tmp_path / "pairs"
+    args = ["posttrain-pairs", str(labelled_root), "--model", str(titok_dir), "--generator", str(generator_dir),
+            "-o", str(out), "--sigma", "0.7", "--num-samples", "3", "--cfg-scale", "2.0", "--device", "cpu"]
+    assert main(args) == 0
+    assert len(list(out.rglob("*.png"))) == 3 and "wrote 3 generated images" in capsys.readouterr().out
+    assert main([*args[:-2], "--sigma", "1.5", "--device", "cpu"]) == 2

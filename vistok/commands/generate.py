@@ -105,8 +105,7 @@ def _generate(args) -> int:
     check_pair(generator, tokenizer)
     classes = parse_classes(args.classes, generator.config.num_classes)
     labels = [c for c in classes for _ in range(args.num_per_class)]
-    settings = {"cfg_scale": args.cfg, "cfg_power": args.cfg_power, "temperature": args.temperature,
-                "top_k": args.top_k, "top_p": args.top_p}
+    settings = sampling_settings(args)
     out = Path(args.output)
     to_npz = out.suffix == ".npz"
     writer = NpzImageWriter(out, len(labels), labels) if to_npz else None
@@ -138,6 +137,23 @@ def _generate(args) -> int:
     return 0
 
 
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """The options of :meth:`ARGenerator.generate` (shared by generate, eval gfid, posttrain-pairs)."""
+    p.add_argument("--cfg", "--cfg-scale", dest="cfg", type=float, default=1.0,
+                   help="classifier-free guidance scale (1: none)")
+    p.add_argument("--cfg-power", type=float, help="RAR's power-cosine ramp of the guidance scale over the steps "
+                                                   "(e.g. 1.15); default: constant scale")
+    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    p.add_argument("--top-k", type=int, default=0, help="0: no limit")
+    p.add_argument("--top-p", type=float, default=1.0, help="1: no limit")
+
+
+def sampling_settings(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :meth:`ARGenerator.generate` that :func:`add_sampling_args` parsed."""
+    return {"cfg_scale": args.cfg, "cfg_power": args.cfg_power, "temperature": args.temperature,
+            "top_k": args.top_k, "top_p": args.top_p}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="sample class-conditional images with a trained generator "
                                                "(ADM .npz or PNGs, for gFID)")
@@ -148,12 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", nargs="*", help="class indices or ranges (0 5-9 12,13); default: every class")
     p.add_argument("-o", "--output", required=True, help="an .npz file (arr_0 uint8 NHWC, arr_1 labels) or a "
                                                          "directory of PNGs (<class>/<index>.png)")
-    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1: none)")
-    p.add_argument("--cfg-power", type=float, help="RAR's power-cosine ramp of the guidance scale over the steps "
-                                                   "(e.g. 1.15); default: constant scale")
-    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p.add_argument("--top-k", type=int, default=0, help="0: no limit")
-    p.add_argument("--top-p", type=float, default=1.0, help="1: no limit")
+    add_sampling_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")

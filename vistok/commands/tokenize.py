@@ -9,10 +9,10 @@ from typing import Optional
 
 def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: int = 64, flip: bool = False,
                     num_workers: int = 0, precision: str = "bf16", shard_size: int = 100_000,
-                    overwrite: bool = False, device: Optional[str] = None) -> Path:
-    """Encode every image of ``images_root`` (``root/<class>/<image>``; center crop at the
-    tokenizer's ``image_size``) in sorted order; with ``flip`` also its mirror image. Returns the
-    token shard directory (see :mod:`vistok.data.tokens`)."""
+                    overwrite: bool = False, device: Optional[str] = None, flat: bool = False) -> Path:
+    """Encode every image of ``images_root`` (``root/<class>/<image>``, or with ``flat`` any tree
+    of images, all class 0; center crop at the tokenizer's ``image_size``) in sorted order; with
+    ``flip`` also its mirror image. Returns the token shard directory (see :mod:`vistok.data.tokens`)."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -26,7 +26,7 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
     codebook = tokenizer_codebook_size(tokenizer)
     if codebook is None or getattr(tokenizer.config, "bottleneck", "vq") == "kl":
         raise ValueError(f"{name}: not a discrete tokenizer (token shards hold ids from a quantizer codebook)")
-    dataset = LabelledImageFolder(images_root, tokenizer.config.image_size)
+    dataset = LabelledImageFolder(images_root, tokenizer.config.image_size, flat=flat)
     meta = {"tokenizer": name, "tokenizer_family": tokenizer.family,
             "tokenizer_config_sha256": config_sha256(tokenizer), "source": str(Path(images_root).resolve()),
             "image_size": tokenizer.config.image_size, "num_classes": len(dataset.classes),
@@ -57,7 +57,7 @@ def _tokenize(args) -> int:
         raise ValueError(f"{args.model}: not an image tokenizer")
     root = tokenize_folder(model, args.images, out, name=args.model, batch_size=args.batch_size, flip=args.flip,
                            num_workers=args.num_workers, precision=args.precision, shard_size=args.shard_size,
-                           overwrite=args.overwrite, device=device)
+                           overwrite=args.overwrite, device=device, flat=args.flat)
     meta = read_meta(root)
     print(f"{root}: {meta['count']} images x {meta['num_tokens']} tokens ({meta['num_classes']} classes"
           f"{', plus mirrored ids' if args.flip else ''}) in {len(meta['shards'])} shard(s)")
@@ -78,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="autocast dtype on CUDA (CPU always runs fp32)")
     p.add_argument("--flip", action="store_true", help="also store the ids of each mirrored image (training "
                                                        "picks one of the two per epoch)")
+    p.add_argument("--flat", action="store_true", help="IMAGES_DIR has no class subfolders: every image is "
+                                                       "class 0 (a one-class generator)")
     p.add_argument("--num-workers", type=int, default=0, help="image decoding processes")
     p.add_argument("--shard-size", type=int, default=100_000, help="rows per shard file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")

@@ -27,16 +27,24 @@ class LabelledImageFolder(Dataset):
 
     ``classes``: the class names in index order (default :func:`class_folders`); pass the full
     list when ``root`` holds only some classes, so indices keep their meaning. Raises ValueError
-    naming the file for an image directly under ``root`` or under a folder not in ``classes``."""
+    naming the file for an image directly under ``root`` or under a folder not in ``classes``.
+    ``flat``: a folder without class subfolders; every image under it is class 0, named after
+    ``root`` (a one-class generator, e.g. on the project corpus)."""
 
     def __init__(self, root: PathLike, image_size: int, random_crop: bool = False, random_flip: bool = False,
-                 seed: int = 0, classes: Optional[Sequence[str]] = None):
+                 seed: int = 0, classes: Optional[Sequence[str]] = None, flat: bool = False):
         self.root = Path(root)
         self.images = ImageFolder(root, image_size, random_crop=random_crop, random_flip=random_flip, seed=seed)
-        self.classes: List[str] = list(classes) if classes is not None else class_folders(root)
-        index = {name: i for i, name in enumerate(self.classes)}
         self.relative_paths: List[Path] = [p.relative_to(self.root) for p in self.images.paths]
-        self.labels: List[int] = []
+        if flat:
+            if classes is not None and len(classes) != 1:
+                raise ValueError(f"{self.root}: a flat folder is one class; got {len(classes)} class names")
+            self.classes: List[str] = list(classes) if classes is not None else [self.root.name]
+            self.labels: List[int] = [0] * len(self.relative_paths)
+            return
+        self.classes = list(classes) if classes is not None else class_folders(root)
+        index = {name: i for i, name in enumerate(self.classes)}
+        self.labels = []
         for rel in self.relative_paths:
             if len(rel.parts) < 2:
                 raise ValueError(f"{self.root / rel}: image directly under {self.root}; a labelled folder keeps "

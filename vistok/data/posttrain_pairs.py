@@ -38,20 +38,21 @@ def write_posttrain_pairs(tokenizer: torch.nn.Module, generator: torch.nn.Module
                           out_root: PathLike, sigma: float = 0.7, *, batch_size: int = 32, seed: int = 0,
                           num_samples: Optional[int] = None, skip_existing: bool = True,
                           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                          classes: Optional[Sequence[str]] = None, **sampling) -> int:
+                          classes: Optional[Sequence[str]] = None, flat: bool = False, **sampling) -> int:
     """Write the generated half of the pairs under ``out_root`` for the labelled folder
     ``real_root`` (``root/<class>/<image>``; class indices as in :class:`LabelledImageFolder`).
 
     Images are center-cropped at the tokenizer's ``image_size``; ``num_samples`` picks a seeded
     random subset (RobusTok: 200k of ImageNet train); sample ``i`` draws its randomness from
-    ``(seed, i)``. ``sampling``: ``cfg_scale``, ``cfg_power``, ``temperature``, ``top_k``,
+    ``(seed, i)``; ``flat``: ``real_root`` has no class folders (every image is class 0).
+    ``sampling``: ``cfg_scale``, ``cfg_power``, ``temperature``, ``top_k``,
     ``top_p`` for :meth:`ARGenerator.generate` (the paper uses the generator's own gFID settings,
     e.g. RAR-B: temperature 1.02, cfg 6.0, cfg power 1.15). Existing PNGs are skipped with
     ``skip_existing`` (each is written whole, so an interrupted run can be resumed). Returns the
     number of PNGs written."""
     check_pair(generator, tokenizer)
     device = next(generator.parameters()).device
-    dataset = LabelledImageFolder(real_root, tokenizer.config.image_size, classes=classes)
+    dataset = LabelledImageFolder(real_root, tokenizer.config.image_size, classes=classes, flat=flat)
     targets = [Path(out_root) / rel.with_suffix(".png") for rel in dataset.relative_paths]
     if len(set(targets)) != len(targets):
         clash = next(t for t in targets if targets.count(t) > 1)

@@ -1,6 +1,7 @@
 """Recipe sections -> objects: model, optimizer, learning-rate schedule, perturbation."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -42,14 +43,19 @@ def build_model(recipe: Recipe) -> nn.Module:
 def copy_part(model: nn.Module, target: str, source: str) -> None:
     """Copy every tensor under ``their.prefix`` of the tokenizer ``NAME_OR_DIR`` (``source`` =
     ``"NAME_OR_DIR:their.prefix"``) onto ``target`` + the rest of its name in ``model``; every
-    tensor of ``model`` under ``target`` must be covered, with the same shape."""
+    tensor of ``model`` under ``target`` must be covered, with the same shape.
+
+    A whole tokenizer (empty prefix) copied into a part of the same family (FlexTok's ``vae.`` from
+    a trained FlexTok VAE) also fills the part's config fields left unset (None), such as the VAE's
+    latent scaling factor, which belongs with its weights."""
     from vistok.hub.loading import load_tokenizer
 
     where = f"model.init_parts[{target!r}]"
     name, sep, prefix = source.rpartition(":")
     if not sep or not name:
         raise ValueError(f"{where}: expected 'NAME_OR_DIR:prefix', got {source!r}")
-    theirs = {k[len(prefix):]: v for k, v in load_tokenizer(name).state_dict().items() if k.startswith(prefix)}
+    source_model = load_tokenizer(name)
+    theirs = {k[len(prefix):]: v for k, v in source_model.state_dict().items() if k.startswith(prefix)}
     ours = {k[len(target):]: v for k, v in model.state_dict().items() if k.startswith(target)}
     if not ours:
         raise ValueError(f"{where}: {type(model).__name__} has no tensors under {target!r}")
@@ -64,6 +70,12 @@ def copy_part(model: nn.Module, target: str, source: str) -> None:
     with torch.no_grad():
         for key, tensor in ours.items():
             tensor.copy_(theirs[key])
+    part = dict(model.named_modules()).get(target.rstrip("."))
+    if (not prefix and part is not None and getattr(part, "family", None) == source_model.family
+            and dataclasses.is_dataclass(getattr(part, "config", None))):
+        for f in dataclasses.fields(part.config):
+            if getattr(part.config, f.name) is None:
+                setattr(part.config, f.name, getattr(source_model.config, f.name))
 
 
 NO_DECAY_NAMES = ("norm", "bias", "embed", "token", "codebook", "gamma")

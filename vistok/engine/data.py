@@ -3,11 +3,15 @@ process, and a fixed list of held-out batches for evaluation."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
 from vistok.engine.recipe import Recipe
+
+# Kinds whose batches are pairs, kept whole: (ids, labels) token shards for the generator,
+# (generated, real) images for RobusTok post-training. Other kinds yield the images alone.
+PAIRED_KINDS = ("tokens", "pairs")
 
 
 def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None):
@@ -24,6 +28,18 @@ def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None)
         from audiotok.data import AudioFolder
 
         return AudioFolder(root, cfg.sample_rate, cfg.segment_seconds, random_crop=train, seed=recipe.experiment.seed)
+    if kind == "tokens":
+        from vistok.data.tokens import TokenShards
+
+        return TokenShards(root, flip=train and cfg.random_flip, seed=recipe.experiment.seed)
+    if kind == "pairs":
+        from vistok.data.posttrain_pairs import PostTrainPairs
+
+        if not cfg.real:
+            raise ValueError("data.real is empty: with data.kind=pairs it names the folder of real images that "
+                             "the generated PNGs in data.train were sampled around")
+        return PostTrainPairs(root, cfg.real, cfg.image_size, random_flip=train and cfg.random_flip,
+                              seed=recipe.experiment.seed)
     raise ValueError(f"data.kind {kind!r} has no map-style dataset")
 
 
@@ -46,13 +62,16 @@ class TrainBatches:
         self.loader = ResumableLoader(dataset, cfg.batch_size, seed=recipe.experiment.seed, rank=rank,
                                       world_size=world_size, num_workers=workers)
         self.explicit_steps_per_epoch = recipe.training.steps_per_epoch
+        self.paired = cfg.kind in PAIRED_KINDS
 
     def __iter__(self):
         return self
 
-    def __next__(self) -> torch.Tensor:
+    def __next__(self) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
         batch = next(self.loader)
-        return batch[0] if isinstance(batch, (list, tuple)) else batch
+        if isinstance(batch, (list, tuple)):
+            return tuple(batch) if self.paired else batch[0]
+        return batch
 
     def steps_per_epoch(self, grad_accum: int) -> int:
         if self.explicit_steps_per_epoch:
@@ -70,9 +89,10 @@ def build_train_batches(recipe: Recipe, rank: int, world_size: int) -> TrainBatc
     return TrainBatches(recipe, rank, world_size)
 
 
-def build_val_batches(recipe: Recipe) -> List[torch.Tensor]:
+def build_val_batches(recipe: Recipe) -> List[Union[torch.Tensor, Tuple[torch.Tensor, ...]]]:
     """The first ``data.val_batches`` batches of the validation folder or shards (center crops, no
-    flips, no shuffling), the same on every process and at every evaluation."""
+    flips, no shuffling), the same on every process and at every evaluation. Token shards give
+    ``(ids, labels)`` batches; post-training (``pairs``) validates on a plain folder of real images."""
     cfg = recipe.data
     if not cfg.val or cfg.val_batches <= 0:
         return []
@@ -87,9 +107,12 @@ def build_val_batches(recipe: Recipe) -> List[torch.Tensor]:
         items = list(itertools.islice(iter(stream), wanted))
         count = len(items)
     else:  # a folder (also for shards: ImageNet val is often kept as plain files)
-        kind = "images" if cfg.kind == "shards" else cfg.kind
+        kind = "images" if cfg.kind in ("shards", "pairs") else cfg.kind
         dataset = _dataset(recipe, cfg.val, train=False, kind=kind)
         count = min(len(dataset), wanted)
         items = [dataset[i] for i in range(count)]
+    if cfg.kind == "tokens":
+        return [tuple(torch.stack(column) for column in zip(*items[i:i + cfg.batch_size]))
+                for i in range(0, count, cfg.batch_size)]
     items = [x[0] if isinstance(x, (list, tuple)) else x for x in items]
     return [torch.stack(items[i:i + cfg.batch_size]) for i in range(0, count, cfg.batch_size)]

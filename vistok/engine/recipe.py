@@ -43,9 +43,10 @@ class Model:
 
 @dataclass
 class Data:
-    kind: str = "images"  # images | shards | audio
+    kind: str = "images"  # images | shards | audio | tokens (tokzoo tokenize) | pairs (RobusTok post-training)
     train: str = ""
     val: Optional[str] = None
+    real: Optional[str] = None  # kind=pairs: the real images paired with the generated PNGs in data.train
     image_size: int = 256
     random_crop: bool = True
     random_flip: bool = True
@@ -87,13 +88,14 @@ class AudioLoss:
 
 @dataclass
 class Loss:
-    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | audio | flow
+    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | audio | flow | ar_tokens | posttrain | vae
     reconstruction: str = "l2"  # l1 | l2
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
     perceptual_net: str = "vgg"  # vgg | alex (LPIPS) | convnext_s | lpips-convnext_s-A-B (weighted mix)
     proxy_teacher: str = "maskgit-vqgan-f16"  # loss.kind=proxy_codes: whose codes stage 1 predicts
     quantizer_weight: float = 1.0
+    kl_weight: float = 1e-6  # loss.kind=vae: LDM's weight (its reconstruction is summed over pixels)
     adversarial: Adversarial = field(default_factory=Adversarial)
     audio: AudioLoss = field(default_factory=AudioLoss)
 
@@ -142,6 +144,7 @@ class Logging:
     eval_every: int = 500
     save_every: int = 500
     keep_last: int = 3
+    rfid_images: int = 0  # > 0: val/rfid on the first N images of data.val at each evaluation (image tokenizers)
     tensorboard: bool = True
     wandb: bool = False
     progress: bool = True
@@ -163,7 +166,8 @@ class Recipe:
 
 
 CHOICES = {
-    "data.kind": ("images", "shards", "audio"), "loss.kind": ("auto", "image", "proxy_codes", "audio", "flow"),
+    "data.kind": ("images", "shards", "audio", "tokens", "pairs"),
+    "loss.kind": ("auto", "image", "proxy_codes", "audio", "flow", "ar_tokens", "posttrain", "vae"),
     "loss.audio.dac_mode": ("published", "corrected"),
     "loss.adversarial.arch": ("patchgan", "titok"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from vistok.engine.trainer import Trainer
 
     export = Trainer(recipe).fit()
-    print(f"done: {recipe.training.max_steps} steps; tokenizer exported to {export}")
+    print(f"done: {recipe.training.max_steps} steps; {recipe.model.family} model exported to {export}")
     return 0
 
 

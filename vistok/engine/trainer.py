@@ -18,10 +18,13 @@ from vistok.engine import builders, checkpoint
 from vistok.engine.data import build_train_batches, build_val_batches
 from vistok.engine.ema import EMA
 from vistok.engine.errors import TrainingStopped
-from vistok.engine.evaluate import evaluate_reconstruction
 from vistok.engine.logger import RunLogger
 from vistok.engine.objectives import build_objective
+from vistok.engine.periodic_rfid import PeriodicRFID
 from vistok.engine.recipe import Recipe, recipe_to_yaml
+
+
+EXPORT_BATCHES = 8  # training batches a model's prepare_export hook may measure
 
 
 class Counters:
@@ -41,6 +44,13 @@ class Counters:
 
 def _scalar(value) -> float:
     return float(value.detach()) if torch.is_tensor(value) else float(value)
+
+
+def _to_device(batch, device):
+    """A tensor, or a tuple of tensors (``(ids, labels)``, ``(generated, real)``), on ``device``."""
+    if isinstance(batch, tuple):
+        return tuple(t.to(device) for t in batch)
+    return batch.to(device)
 
 
 def _has_accelerator() -> bool:
@@ -104,6 +114,7 @@ class Trainer:
             self.objective.set_discriminator(disc)
         self.train_batches = build_train_batches(recipe, acc.process_index, acc.num_processes)
         self.val_batches = build_val_batches(recipe)
+        self.rfid = PeriodicRFID.from_recipe(recipe, model, acc.device)
         self.counters = Counters()
         for obj in (self.counters, self.train_batches) + ((self.ema,) if self.ema is not None else ()):
             acc.register_for_checkpointing(obj)
@@ -130,7 +141,7 @@ class Trainer:
     def train_step(self, step: int) -> Optional[Dict[str, float]]:
         """One optimizer step (generator, then discriminator); None when the step was skipped."""
         acc, accum = self.accelerator, self.recipe.training.grad_accum
-        micro = [next(self.train_batches).to(acc.device) for _ in range(accum)]
+        micro = [_to_device(next(self.train_batches), acc.device) for _ in range(accum)]
         logged: Dict[str, float] = {}
         recons = []
         finite = True
@@ -193,6 +204,9 @@ class Trainer:
             perturbation = getattr(model, "perturbation", None)
             if perturbation is not None:
                 model.perturbation = None  # a training-time hook, not part of the tokenizer
+            if hasattr(model, "prepare_export"):  # e.g. a VAE measures its latent scaling factor
+                device = self.accelerator.device
+                model.prepare_export(next(self.train_batches).to(device) for _ in range(EXPORT_BATCHES))
             model.save_pretrained(target)
             if perturbation is not None:
                 model.perturbation = perturbation
@@ -238,7 +252,9 @@ class Trainer:
                     log.progress(window, {"loss": logged["loss/total"], "lr": logged["lr"]})
                     tic, window = time.time(), 0
                 if self.val_batches and (step % recipe.logging.eval_every == 0 or step == cfg.max_steps):
-                    self._evaluate(step, log)
+                    # Evaluation may draw random numbers (a sampling decoder): not from the training stream.
+                    with torch.random.fork_rng(devices=[acc.device] if acc.device.type == "cuda" else []):
+                        self._evaluate(step, log)
                 if step % recipe.logging.save_every == 0 or step == cfg.max_steps:
                     checkpoint.save(acc, str(self.output_dir), step, recipe.logging.keep_last)
             return self.export()
@@ -246,11 +262,12 @@ class Trainer:
             log.close()
 
     def _evaluate(self, step: int, log: RunLogger) -> None:
+        model = self.ema.shadow if self.ema is not None else self.accelerator.unwrap_model(self.model)
+        rfid = self.rfid.measure(model, log.message) if self.rfid is not None else {}  # all processes: gathered
         if not self.accelerator.is_main_process:
             return
-        model = self.ema.shadow if self.ema is not None else self.accelerator.unwrap_model(self.model)
-        results, grid = evaluate_reconstruction(model, self.val_batches, self.accelerator.device,
+        results, grid = self.objective.evaluate(model, self.val_batches, self.accelerator.device,
                                                 self.accelerator.autocast)
-        log.scalars(step, results)
+        log.scalars(step, {**results, **rfid})
         if grid.numel():
             log.image(step, "val/reconstructions", grid, self.output_dir / "samples" / f"step-{step:08d}.png")

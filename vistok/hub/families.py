@@ -22,8 +22,8 @@ class Family:
     """How to build one kind of tokenizer and how to read its authors' checkpoints."""
 
     name: str
-    model: str  # "module:Class", a vistok.models.base.Tokenizer subclass
-    official_converter: str  # "module:function(official_state_dict, config) -> tokzoo state dict"
+    model: str  # "module:Class": a vistok.models.base.Tokenizer subclass, or the token generator
+    official_converter: str  # "module:function(official_state_dict, config) -> tokzoo state dict", or "" for none
 
     def model_class(self) -> type:
         return _resolve(self.model)
@@ -34,6 +34,9 @@ class Family:
     def convert(self, converter: str, state: Mapping[str, torch.Tensor], config: Any) -> Dict[str, torch.Tensor]:
         if converter == "tokzoo":
             return dict(state)
+        if not self.official_converter:
+            raise ValueError(f"family {self.name!r} has no converter from an official checkpoint; "
+                             "only tokzoo's own layout (converter: tokzoo) loads")
         fn: Callable = _resolve(self.official_converter)
         return fn(state, config)
 
@@ -48,6 +51,8 @@ FAMILIES: Dict[str, Family] = {
         Family("flextok_vae", "vistok.models.flextok:FlexTokVAE", "vistok.hub.flextok:convert_flextok_vae_state_dict"),
         Family("wavtokenizer", "audiotok.models.wavtokenizer:WavTokenizer",
                "vistok.hub.wavtokenizer:convert_wavtokenizer_state_dict"),
+        # not a tokenizer: the class-conditional AR model over a tokenizer's ids (trained here only)
+        Family("generator", "vistok.models.generator:ARGenerator", ""),
     ]
 }
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -46,6 +46,10 @@ class Objective:
     def discriminator_active(self, step: int) -> bool:
         return self.discriminator is not None and step >= self.discriminator_start
 
+    def check_model(self, model: nn.Module) -> None:
+        """Raise ValueError when ``model`` (or the recipe's data) cannot train under this objective;
+        called once, before training starts."""
+
     def needs_last_layer(self) -> bool:
         """Whether :meth:`generator_step` wants the decoder's last weight (adaptive GAN weight)."""
         return False
@@ -57,3 +61,11 @@ class Objective:
     def notes(self) -> List[str]:
         """Lines the run log must show (e.g. a perceptual loss running on a random backbone)."""
         return []
+
+    def evaluate(self, model: nn.Module, batches: Sequence, device: torch.device,
+                 autocast) -> Tuple[Dict[str, float], torch.Tensor]:
+        """Held-out numbers (``val/...``) and an image grid (empty when there is none) for the
+        periodic evaluation; tokenizers are scored on their reconstructions."""
+        from vistok.engine.evaluate import evaluate_reconstruction
+
+        return evaluate_reconstruction(model, batches, device, autocast)

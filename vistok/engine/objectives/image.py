@@ -48,17 +48,22 @@ class ImageObjective(Objective):
         return self.adversarial is not None and self.cfg.adversarial.adaptive
 
     def generator_step(self, model, x, step, autocast, last_layer=None) -> GeneratorStep:
+        return self.reconstruction_step(model, x, x, step, autocast, last_layer)
+
+    def reconstruction_step(self, model, inputs, target, step, autocast, last_layer=None) -> GeneratorStep:
+        """The losses of ``model(inputs)`` against ``target`` (the input itself, except in
+        post-training, where a generated image must decode to its real counterpart)."""
         cfg = self.cfg
         with autocast():
-            out = model(x)
+            out = model(inputs)
         recon = out.recon
         fn = F.mse_loss if cfg.reconstruction == "l2" else F.l1_loss
-        rec = fn(recon.float(), x.float())
-        quant = out.loss.float()
-        total = cfg.reconstruction_weight * rec + cfg.quantizer_weight * quant
-        terms = {"loss/reconstruction": rec, "loss/quantizer": quant}
+        rec = fn(recon.float(), target.float())
+        name, bottleneck, weight = self.bottleneck_term(out, inputs)
+        total = cfg.reconstruction_weight * rec + weight * bottleneck
+        terms = {"loss/reconstruction": rec, name: bottleneck}
         if self.perceptual is not None:
-            perc = self.perceptual(recon.float(), x.float())
+            perc = self.perceptual(recon.float(), target.float())
             terms["loss/perceptual"] = perc
             total = total + cfg.perceptual_weight * perc
         stats: Dict[str, float] = {f"stats/{k}": v for k, v in out.stats.items()}
@@ -69,6 +74,10 @@ class ImageObjective(Objective):
             stats.update(g_stats)
         terms["loss/total"] = total
         return GeneratorStep(total, terms, recon, stats)
+
+    def bottleneck_term(self, out, x) -> Tuple[str, torch.Tensor, float]:
+        """The model's own loss (``out.loss``) as ``(log name, value, weight)``: the quantizer's here."""
+        return "loss/quantizer", out.loss.float(), self.cfg.quantizer_weight
 
     def discriminator_loss(self, x, recon, step) -> Tuple[torch.Tensor, Dict]:
         loss, stats = self.adversarial.discriminator_loss(x, recon, step)
