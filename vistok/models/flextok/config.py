@@ -1,6 +1,7 @@
 """Everything that defines a FlexTok tokenizer: architecture, training options, sampling defaults."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
@@ -60,6 +61,7 @@ class FlexTokConfig:
     timestep_mode_scale: float = 0.0  # SD3 mode sampling, with timestep_sampling="uniform"
     repa_layer: Optional[int] = None  # decoder block whose patch features are aligned (0-based)
     repa_encoder: str = "vit_large_patch14_dinov2.lvd142m"  # a timm model name
+    repa_weights: Optional[str] = None  # a local file of the teacher's timm weights (else the hub)
     repa_dim: int = 1024  # the REPA encoder's feature width
     repa_weight: float = 0.0
     repa_head_layers: int = 3
@@ -70,6 +72,7 @@ class FlexTokConfig:
     decode_steps: int = 25
     decode_guidance: float = 1.0
     decode_apg: bool = False
+    eval_decode_steps: Optional[int] = None  # forward() in eval mode (held-out checks); None: decode_steps
 
     def __post_init__(self):
         if not isinstance(self.vae, FlexTokVAEConfig):
@@ -87,6 +90,7 @@ class FlexTokConfig:
             (self.repa_layer is None or 0 <= self.repa_layer < self.decoder_depth,
              f"repa_layer must be a decoder block index in 0..{self.decoder_depth - 1}"),
             (self.repa_weight == 0 or self.repa_layer is not None, "repa_weight > 0 needs repa_layer (a decoder block)"),
+            (self.eval_decode_steps is None or self.eval_decode_steps >= 1, "eval_decode_steps must be >= 1 (or None)"),
             (self.nested_dropout != "pow2" or self.num_registers & (self.num_registers - 1) == 0,
              "nested_dropout='pow2' needs a power-of-two num_registers"),
         ]
@@ -105,6 +109,10 @@ class FlexTokConfig:
     @property
     def token_dim(self) -> int:
         return len(self.fsq_levels)
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.fsq_levels)
 
     @property
     def bottleneck(self) -> str:  # discrete ids (read by `tokzoo encode`)

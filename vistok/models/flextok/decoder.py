@@ -74,7 +74,8 @@ class FlexTokDecoder(nn.Module):
             elif op == "nested_dropout" and keep_k is not None:
                 dropped = torch.arange(x.shape[1], device=x.device) >= keep_k.to(x.device)[:, None]
                 x = torch.where(dropped[..., None], self.mask_token.to(x.dtype), x)
-            elif op == "null_cond" and null is not None and bool(null.any()):
+            # In training also when no sample is dropped: DDP must see the null parameter used.
+            elif op == "null_cond" and null is not None and (self.training or bool(null.any())):
                 x, present = self._apply_null(x, null.to(x.device))
         return x, present
 

@@ -9,7 +9,8 @@ Training: ``flow_matching_loss`` and ``forward``. ``forward(x)`` returns a :clas
 ``loss`` is the flow-matching loss (plus ``repa_weight`` times the REPA loss) and whose
 ``recon`` is, in training mode, the VAE decoding of the one-step estimate
 ``x_0 = x_t - t * v`` at the sampled t (no gradient; for logging only), and in eval mode a full
-decode with the config's sampling defaults. The VAE is frozen and always in eval mode.
+decode with the config's sampling defaults (``eval_decode_steps`` steps when set, fixed noise).
+The VAE is frozen and always in eval mode.
 """
 from __future__ import annotations
 
@@ -176,11 +177,17 @@ class FlexTok(Tokenizer):
                                  cfg.min_corrupt_tokens_p, cfg.apply_corrupt_tokens_p)
         return z_q, ids
 
+    def load_repa_teacher(self) -> None:
+        """Build the REPA teacher now, when REPA is on (else at the first training step), so that
+        missing teacher weights stop a run before it starts."""
+        if self.config.repa_weight > 0 and self._repa_teacher is None:
+            self._repa_teacher = RepaTeacher(self.config.repa_encoder, self.config.repa_input_size,
+                                             weights=self.config.repa_weights)
+
     def _repa(self, features: torch.Tensor, images: Optional[torch.Tensor]) -> torch.Tensor:
         if images is None:
             raise ValueError("REPA needs the images: call flow_matching_loss(x=...) rather than with latents only")
-        if self._repa_teacher is None:
-            self._repa_teacher = RepaTeacher(self.config.repa_encoder, self.config.repa_input_size)
+        self.load_repa_teacher()
         g = self.config.grid_size
         return repa_loss(self.decoder.repa_head(features), self._repa_teacher.features(images), (g, g))
 
@@ -231,13 +238,18 @@ class FlexTok(Tokenizer):
         terms = self.flow_terms(x, latents, keep_k, t, noise)
         return terms.loss, terms.stats
 
-    def forward(self, x: torch.Tensor) -> ReconOut:
-        """Flow-matching loss for a generic training loop; ``recon`` as described in the module docstring."""
+    def forward(self, x: torch.Tensor, reconstruct: bool = True) -> ReconOut:
+        """Flow-matching loss for a generic training loop; ``recon`` as described in the module
+        docstring, or None with ``reconstruct=False`` (training then skips the VAE decoder)."""
         terms = self.flow_terms(x)
         with torch.no_grad():
-            if self.training:
+            if not reconstruct:
+                recon = None
+            elif self.training:
                 x0 = terms.noised - terms.t.view(-1, 1, 1, 1) * terms.velocity.float()
                 recon = self.vae.decode(x0)
             else:
-                recon = self.decode(terms.ids)
+                # Fixed noise, so successive held-out checks differ only by the weights.
+                recon = self.decode(terms.ids, steps=self.config.eval_decode_steps,
+                                    generator=torch.Generator().manual_seed(0))
         return ReconOut(recon=recon, indices=terms.ids, loss=terms.loss, latent=terms.quants, stats=terms.stats)

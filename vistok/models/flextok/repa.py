@@ -6,6 +6,7 @@ teacher is any timm model; it is never a submodule of the tokenizer (not saved, 
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -46,20 +47,30 @@ class RepaHead(nn.Module):
 class RepaTeacher:
     """A frozen timm backbone giving patch features ``(B, C, h, w)`` for images in [0, 1]."""
 
-    def __init__(self, name: str, input_size: int, pretrained: bool = True):
+    def __init__(self, name: str, input_size: int, pretrained: bool = True, weights: Optional[str] = None):
+        """``weights``: a local file (safetensors or a torch state dict) of ``name``'s timm weights,
+        read instead of the hub."""
         import timm
 
+        kwargs = dict(pretrained=pretrained, num_classes=0)
+        if weights is not None:
+            if not os.path.isfile(weights):
+                raise FileNotFoundError(f"REPA: repa_weights {weights!r} is not a file")
+            kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": weights})
         try:
             try:  # ViTs take the input size; other backbones do not
-                self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, img_size=input_size)
+                self.model = timm.create_model(name, img_size=input_size, **kwargs)
             except TypeError:
-                self.model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+                self.model = timm.create_model(name, **kwargs)
         except Exception as err:  # timm raises many kinds (hub offline, missing file, unknown name)
+            where = f"from {weights}" if weights is not None else "from the Hugging Face hub"
             raise RuntimeError(
-                f"REPA: cannot build the teacher {name!r} with its pretrained weights ({type(err).__name__}: {err}). "
-                "timm fetches them from the Hugging Face hub on first use: run once where the hub is reachable "
-                "(or copy its HF_HUB_CACHE here), choose another repa_encoder, or set repa_weight=0 to train "
-                "without REPA.") from None
+                f"REPA: cannot build the teacher {name!r} with its pretrained weights {where} "
+                f"({type(err).__name__}: {err}). timm fetches them from the hub on first use: run once where the "
+                "hub is reachable (or copy its HF_HUB_CACHE here), or save the weights where it is reachable "
+                "(timm.create_model(NAME, pretrained=True).state_dict() as .safetensors) and set "
+                "model.config.repa_weights=FILE; else choose another repa_encoder, or set repa_weight=0 to "
+                "train without REPA.") from None
         self.model.eval().requires_grad_(False)
         cfg = self.model.pretrained_cfg or {}
         self.mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1)

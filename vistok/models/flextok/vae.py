@@ -7,8 +7,9 @@ default (``sample_posterior``); ``encode`` follows the config unless told otherw
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 from torch import nn
@@ -66,6 +67,7 @@ class FlexTokVAE(Tokenizer):
     """Images in [0, 1] <-> scaled latents ``(B, C, H/8, W/8)``; a zoo model of its own and FlexTok's stage 0."""
 
     family = "flextok_vae"
+    objective = "vae"  # the engine objective that trains it (loss.kind: auto)
 
     def __init__(self, config: Union[FlexTokVAEConfig, Dict[str, Any]]):
         super().__init__()
@@ -78,7 +80,7 @@ class FlexTokVAE(Tokenizer):
             raise ValueError(
                 "this FlexTok VAE has no latent scaling_factor: it is part of the checkpoint's config. Load the "
                 "official checkpoint with vistok.hub.flextok.load_official / load_official_vae (which read it), or "
-                "set config.scaling_factor (for a VAE trained here: 1 / std of its latents)")
+                "set config.scaling_factor (a VAE trained with tokzoo train gets 1 / std of its latents at export)")
         return float(self.config.scaling_factor)
 
     def _precision(self, device: torch.device):
@@ -121,3 +123,24 @@ class FlexTokVAE(Tokenizer):
     @property
     def last_layer_weight(self) -> torch.Tensor:
         return self.autoencoder.decoder.conv_out.weight
+
+    @torch.no_grad()
+    def prepare_export(self, batches: Iterable[torch.Tensor]) -> None:
+        """Called by the training engine before export: a VAE trained without a ``scaling_factor``
+        gets ``1 / std`` of its posterior samples over ``batches`` (images in [0, 1]), the Stable
+        Diffusion convention, so that FlexTok sees latents of unit variance. A set factor is kept."""
+        if self.config.scaling_factor is not None:
+            return
+        was_training = self.training
+        self.eval()
+        total, total_sq, count = 0.0, 0.0, 0
+        for x in batches:
+            x = x.to(self.last_layer_weight.device)
+            with self._precision(x.device):
+                z = self.autoencoder.encode((x * 2 - 1).float()).latent_dist.sample().double()
+            total, total_sq, count = total + z.sum().item(), total_sq + z.pow(2).sum().item(), count + z.numel()
+        self.train(was_training)
+        if count < 2:
+            raise ValueError("prepare_export: no images to measure the latent scaling factor on")
+        std = math.sqrt(max(total_sq / count - (total / count) ** 2, 1e-12))
+        self.config.scaling_factor = float(f"{1.0 / std:.5g}")
