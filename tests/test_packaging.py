@@ -29,3 +29,15 @@ def test_wheel_ships_the_zoo_catalogue(tmp_path):
     names = {line.split()[0] for line in listing.splitlines()}
     shipped = {p.stem for p in (REPO / "zoo").glob("*.yaml")}
     assert names == shipped and "titok-l32" in names
+
+
+def test_docker_image_copies_what_the_install_needs():
+    """The image installs from the copied sources only: every COPY source exists, and every
+    top-level folder setup.py packages (vistok, audiotok, the zoo cards) is copied before pip runs."""
+    lines = (REPO / "docker/Dockerfile").read_text().splitlines()
+    copies = [line.split()[1:-1] for line in lines if line.startswith("COPY ")]
+    sources = [src for group in copies for src in group]
+    assert all((REPO / src).exists() for src in sources), sources
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    before = {src for i, line in enumerate(lines[:install]) if line.startswith("COPY ") for src in line.split()[1:-1]}
+    assert {"setup.py", "setup.cfg", "README.md", "vistok", "audiotok", "zoo"} <= before
