@@ -1,19 +1,27 @@
 """Evaluate an audio codec on a folder of audio files.
 
     python eval/codec.py MODEL FOLDER --out DIR [--max-files N] [--device cpu|cuda]
+                         [--utmos-model PATH] [--speaker-model PATH]
 
 MODEL is anything ``vistok.hub.loading.load_tokenizer`` accepts (a ``save_pretrained`` directory, a
 zoo name, an ``org/name`` repo). Every audio file under FOLDER (wav, flac, ogg; recursive, sorted) is
 loaded as mono at the model's sample rate (soxr HQ when the file's rate differs), encoded to ids,
 decoded, and the reconstruction (cut to the input length) is compared with the input:
 PESQ-WB (16 kHz), STOI, mel distance, SI-SDR and multi-resolution STFT distance
-(:mod:`audiotok.metrics`); codebook usage is counted over all files.
+(:mod:`audiotok.metrics`); codebook usage is counted over all files. UTMOS and speaker similarity
+are scored only from local model files: ``--utmos-model`` / ``--speaker-model``, else the
+``TOKZOO_UTMOS_MODEL`` / ``TOKZOO_SPEAKER_MODEL`` environment variables (a torch.export ``.pt2`` or
+TorchScript file, see :func:`audiotok.metrics.utmos`); without one, ``results.json`` says why
+under ``model_metrics``. A file that is given but cannot be loaded or run stops the run before any
+work.
 
 Written to DIR:
 
 - ``results.json``: the protocol (model, sample rate, resampling, precision, package versions),
-  per-file metrics, their means (NaN-free: a file PESQ cannot score is counted under ``failures``)
-  and codebook usage;
+  per-file metrics, their means (NaN-free: a file PESQ cannot score is counted under ``failures``),
+  codebook usage and ``model_metrics`` (the UTMOS / speaker model used, or the reason there is none);
+- ``report/report.md``: the means and a per-file table of metrics with links to the spectrogram,
+  the reconstruction and the original file;
 - ``report/spectrograms/<file>.png``: log-mel spectrograms, original above reconstruction;
 - ``report/audio/<file>.wav``: the reconstructions (16-bit PCM, clipped to [-1, 1]).
 
@@ -43,6 +51,9 @@ from audiotok import metrics as M
 from audiotok.data import audio_extensions, load_audio
 from vistok.data.files import list_files
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from codec_report import relative_link, write_report_md  # noqa: E402  (eval/ is on sys.path)
+
 METRICS = {
     "pesq_wb": "ITU-T P.862.2 wide-band PESQ (pesq package), both signals resampled to 16 kHz with soxr HQ",
     "stoi": "STOI (pystoi, extended=False) at the model's sample rate",
@@ -52,7 +63,15 @@ METRICS = {
     "mrstft_distance": "spectral convergence + log-magnitude L1, STFTs (1024,120,600), (2048,240,1200), "
                        "(512,50,240), averaged",
 }
-HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sdr": True, "mrstft_distance": False}
+#: Metrics that need a model file: description, command-line flag, environment variable.
+MODEL_METRICS = {
+    "utmos": ("UTMOS predicted MOS of the reconstruction (local model file, run on 16 kHz audio, soxr HQ)",
+              "--utmos-model", M.UTMOS_ENV),
+    "speaker_similarity": ("cosine similarity of speaker embeddings of original and reconstruction (local "
+                           "model file, run on 16 kHz audio, soxr HQ)", "--speaker-model", M.SPEAKER_ENV),
+}
+HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sdr": True, "mrstft_distance": False,
+                    "utmos": True, "speaker_similarity": True}
 
 
 def _model_rate(model) -> int:
@@ -88,6 +107,44 @@ def score(ref: np.ndarray, rec: np.ndarray, sample_rate: int) -> Dict[str, float
         "si_sdr": M.si_sdr(ref, rec)[0],
         "mrstft_distance": M.multi_resolution_stft_distance(ref, rec)[0],
     }
+
+
+def _model_metric(key: str, model_path: Optional[str], ref: np.ndarray, rec: np.ndarray, rate: int) -> float:
+    if key == "utmos":
+        return M.utmos(rec, rate, model_path)[0]
+    return M.speaker_similarity(ref, rec, rate, model_path)[0]
+
+
+def resolve_model_metrics(utmos_model: Optional[str] = None,
+                          speaker_model: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+    """For each of UTMOS and speaker similarity: the model file to use (the argument, else its
+    environment variable), checked by running it on 1 s of silence, or the reason it is not scored
+    (``reason``) when neither names a file. A named file that is missing, unreadable or fails to run
+    raises, naming the flag or variable and the file."""
+    out: Dict[str, Dict[str, Any]] = {}
+    probe = np.zeros((1, M.PESQ_RATE))
+    for key, given in (("utmos", utmos_model), ("speaker_similarity", speaker_model)):
+        description, flag, env = MODEL_METRICS[key]
+        chosen = str(given) if given else os.environ.get(env)
+        entry: Dict[str, Any] = {"description": description, "model": None, "source": None, "reason": None}
+        if not chosen:
+            try:
+                _model_metric(key, None, probe, probe, M.PESQ_RATE)
+            except FileNotFoundError as err:
+                entry["reason"] = f"not scored: no {flag} given and {env} not set. {err}"
+            out[key] = entry
+            continue
+        source = flag if given else env
+        try:
+            _model_metric(key, chosen, probe, probe, M.PESQ_RATE)
+        except (FileNotFoundError, ValueError) as err:
+            raise type(err)(f"{source}: {err}") from None
+        except Exception as err:  # the model itself failed on the probe input
+            raise ValueError(f"{source}: {chosen}: the {key} model failed on 1 s of 16 kHz silence "
+                             f"({type(err).__name__}: {' '.join(str(err).split())[:300]})") from None
+        entry.update(model=str(Path(chosen).expanduser()), source=source)
+        out[key] = entry
+    return out
 
 
 def _spectrogram_png(path: Path, ref: np.ndarray, rec: np.ndarray, sample_rate: int, title: str) -> None:
@@ -151,15 +208,22 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 @torch.no_grad()
 def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, model_name: str,
-                   device: str = "cpu", log=print) -> Dict[str, Any]:
+                   device: str = "cpu", log=print, utmos_model: Optional[str] = None,
+                   speaker_model: Optional[str] = None) -> Dict[str, Any]:
     """Evaluate ``model`` (``encode(wav, sample_rate) -> ids``, ``decode(ids) -> wav``,
     ``config.sample_rate``; ``config.codebook_size`` enables usage counts) on ``files`` under
-    ``root`` and write ``out_dir/results.json`` and ``out_dir/report/``. Returns the results."""
+    ``root`` and write ``out_dir/results.json`` and ``out_dir/report/`` (with ``report.md``).
+    ``utmos_model`` / ``speaker_model``: local model files (see :func:`resolve_model_metrics`).
+    Returns the results."""
     rate = _model_rate(model)
+    model_metrics = resolve_model_metrics(utmos_model, speaker_model)
+    scored = {k: v["model"] for k, v in model_metrics.items() if v["model"]}
+    keys = list(METRICS) + list(scored)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report."))
     rows: List[Dict[str, Any]] = []
+    names: List[str] = []
     usage = None
     try:
         (staging / "spectrograms").mkdir()
@@ -179,19 +243,30 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
                 usage.update(_ids_for_usage(ids).cpu())
             row = {"file": str(path.relative_to(root)), "seconds": len(ref_np) / rate,
                    "tokens": int(ids.shape[-1]), **score(ref_np, rec_np, rate)}
+            row.update({k: _model_metric(k, p, ref_np, rec_np, rate) for k, p in scored.items()})
             row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             name = _report_name(path, root)
-            metrics_line = "  ".join(f"{k} {row[k]:.3f}" for k in METRICS if row[k] is not None)
+            metrics_line = "  ".join(f"{k} {row[k]:.3f}" for k in keys if row[k] is not None)
             _spectrogram_png(staging / "spectrograms" / f"{name}.png", ref_np, rec_np, rate,
                              f"{row['file']}  ({model_name})\n{metrics_line}")
             _write_wav(staging / "audio" / f"{name}.wav", rec_np, rate)
             rows.append(row)
+            names.append(name)
             log(f"[{len(rows)}/{len(files)}] {row['file']}: {metrics_line} ({time.perf_counter() - start:.1f} s)")
+        results = _results(model, model_name, rate, device, root, rows, usage, keys, model_metrics)
+        originals = [relative_link(Path(root) / r["file"], out_dir / "report") for r in rows]
+        write_report_md(staging / "report.md", results, names, originals, keys)
         _replace_dir(staging, out_dir / "report")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _atomic_json(out_dir / "results.json", results)
+    return results
+
+
+def _results(model, model_name: str, rate: int, device: str, root: Path, rows: List[Dict[str, Any]],
+             usage, keys: Sequence[str], model_metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     versions = M.metric_versions()
-    results = {
+    return {
         "protocol": {
             "model": model_name,
             "family": getattr(model, "family", type(model).__name__),
@@ -210,13 +285,12 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
             "tokzoo_version": versions.get("tokzoo"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
-        "mean": {k: _mean(rows, k) for k in METRICS},
-        "failures": {k: sum(r[k] is None for r in rows) for k in METRICS},
+        "mean": {k: _mean(rows, k) for k in keys},
+        "failures": {k: sum(r[k] is None for r in rows) for k in keys},
+        "model_metrics": model_metrics,
         "codebook": usage.compute(sync=False) if usage is not None else None,
         "files": rows,
     }
-    _atomic_json(out_dir / "results.json", results)
-    return results
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -227,6 +301,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output folder (results.json, report/)")
     parser.add_argument("--max-files", type=int, default=None, help="evaluate only the first N files")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--utmos-model", metavar="PATH",
+                        help=f"UTMOS model file (.pt2 or TorchScript; default: ${M.UTMOS_ENV}, else not scored)")
+    parser.add_argument("--speaker-model", metavar="PATH",
+                        help=f"speaker-embedding model file (.pt2 or TorchScript; default: ${M.SPEAKER_ENV}, "
+                             "else not scored)")
     args = parser.parse_args(argv)
     if args.max_files is not None and args.max_files < 1:
         parser.error("--max-files must be at least 1")
@@ -235,10 +314,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     files = list_files(args.folder, audio_extensions(), what="audio files")[: args.max_files]
     model = load_tokenizer(args.model, device=args.device)
-    results = evaluate_codec(model, files, args.folder, args.out, str(args.model), args.device)
+    results = evaluate_codec(model, files, args.folder, args.out, str(args.model), args.device,
+                             utmos_model=args.utmos_model, speaker_model=args.speaker_model)
     means = "  ".join(f"{k} {v:.3f}" for k, v in results["mean"].items() if v is not None)
     print(f"{len(files)} files, mean: {means}")
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'report'}")
+    for key, entry in results["model_metrics"].items():
+        if entry["reason"]:
+            print(f"{key} {entry['reason'].split('. ')[0]}")
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'report'} (report.md)")
     return 0
 
 

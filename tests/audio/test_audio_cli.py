@@ -1,4 +1,7 @@
 """`tokzoo audio encode / decode / reconstruct` end to end on a saved tiny codec and real speech."""
+import importlib.util
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +43,40 @@ def test_encode_decode_reconstruct(model_dir, tmp_path, capsys):
         assert rate == 24000 and decoded.shape == (n * 6,) and rebuilt.shape == (lengths[i],)
         np.testing.assert_allclose(decoded[: lengths[i]], rebuilt, atol=1e-5)
     pytest.importorskip("audiotok.metrics")
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
     assert out.count("SI-SDR") == len(SPEECH) + 1 and "mean mel distance" in out
+    lines = {line.split(":")[0]: line for line in out.splitlines()}
+    pesqs, stois = [], []
+    for path in SPEECH:
+        pesqs.append(float(re.search(r"PESQ-WB (\S+)", lines[path])[1]))
+        stois.append(float(re.search(r"STOI (\S+)", lines[path])[1]))
+    assert all(1.0 <= v <= 4.65 for v in pesqs)  # wide-band MOS-LQO range; an untrained codec scores low
+    assert all(-1.0 <= v <= 1.0 for v in stois)
+    mean = next(line for line in out.splitlines() if line.startswith("mean SI-SDR"))
+    assert float(re.search(r"mean PESQ-WB ([-\d.]+)", mean)[1]) == pytest.approx(np.mean(pesqs), abs=0.006)
+    assert float(re.search(r"mean STOI ([-\d.]+)", mean)[1]) == pytest.approx(np.mean(stois), abs=6e-4)
+    assert "NaN" not in out
+
+
+def test_reconstruct_prints_why_pesq_is_nan(model_dir, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("audiotok.metrics")
+    pytest.importorskip("pystoi")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(24000, dtype=np.float32), 24000)
+    args = ["audio", "reconstruct", SPEECH[0], str(silence), "--model", model_dir, "-o", str(tmp_path / "rec")]
+    if importlib.util.find_spec("pesq") is not None:
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        silent_line = next(line for line in out.splitlines() if line.startswith(f"{silence}:"))
+        assert "PESQ-WB nan" in silent_line and "PESQ-WB is NaN: pesq_wb: item 0: NoUtterancesError" in out
+        assert re.search(r"mean PESQ-WB \d+\.\d+ \(1 of 2 files\)", out)  # the NaN is left out of the mean
+
+    monkeypatch.setitem(sys.modules, "pesq", None)  # as if the package were not installed
+    assert main(args[:3] + args[4:]) == 0  # the speech file only
+    out = capsys.readouterr().out
+    assert "PESQ-WB is NaN: pesq is not installed (pip install 'tokzoo[eval]')" in out
+    assert "mean PESQ-WB nan (no file scored)" in out and re.search(r"mean STOI [-\d.]+ over 1 file", out)
 
 
 def test_encode_matches_the_python_api(model_dir, tmp_path):

@@ -1,4 +1,6 @@
 """Checked clip reads and atomic WAV writes (audiotok.io)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,8 @@ sf = pytest.importorskip("soundfile")
 pytest.importorskip("soxr")
 
 from audiotok.io import read_clip, write_wav  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "audio"
 
 
 def test_read_clip_downmixes_and_resamples(tmp_path):
@@ -33,6 +37,21 @@ def test_read_clip_errors_name_the_file(tmp_path):
         read_clip(tmp_path / "junk.wav", 24000)
     with pytest.raises(FileNotFoundError, match=r"gone\.wav"):
         read_clip(tmp_path / "gone.wav", 24000)
+
+
+def test_read_clip_reads_a_real_ogg_vorbis_file(tmp_path):
+    if "VORBIS" not in sf.available_subtypes("OGG"):
+        pytest.skip(f"libsndfile {sf.__libsndfile_version__} was built without Ogg Vorbis")
+    flac = ASSETS / "pavement_k1-chob-3.flac"
+    speech, rate = sf.read(flac, dtype="float32")
+    ogg = tmp_path / "speech.ogg"
+    sf.write(ogg, speech, rate, format="OGG", subtype="VORBIS")
+    assert ogg.stat().st_size > 1000
+    clip = read_clip(ogg, rate, min_samples=320)
+    assert clip.shape == (len(speech),) and clip.dtype == torch.float32
+    assert float(clip.abs().max()) > 0.1  # real speech, not silence
+    assert np.corrcoef(clip.numpy(), speech)[0, 1] > 0.95  # lossy, but the same signal
+    assert read_clip(ogg, 16000).shape == (round(len(speech) * 16000 / rate),)
 
 
 def test_write_wav_is_lossless_and_atomic(tmp_path):

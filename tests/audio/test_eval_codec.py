@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,6 +52,12 @@ def _files():
     return sorted(ASSETS.glob("*.flac"))
 
 
+@pytest.fixture(autouse=True)
+def _no_model_env(monkeypatch):
+    for _, _, env in codec.MODEL_METRICS.values():
+        monkeypatch.delenv(env, raising=False)
+
+
 def test_evaluates_a_folder_and_writes_results_and_report(tmp_path):
     out = tmp_path / "out"
     results = codec.evaluate_codec(MuLawCodec(), _files(), ASSETS, out, "mulaw-8bit", log=lambda *_: None)
@@ -75,6 +82,75 @@ def test_evaluates_a_folder_and_writes_results_and_report(tmp_path):
         audio, rate = sf.read(out / "report" / "audio" / f"{path.stem}.wav")
         assert rate == 16000 and len(audio) == next(r["tokens"] for r in rows if r["file"] == path.name)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+    for key, (_, flag, env) in codec.MODEL_METRICS.items():  # no model file anywhere: the reason is recorded
+        entry = saved["model_metrics"][key]
+        assert entry["model"] is None and entry["reason"].startswith(f"not scored: no {flag} given and {env} not set")
+        assert "local disk" in entry["reason"] and key not in saved["mean"] and key not in rows[0]
+
+    report = (out / "report" / "report.md").read_text()
+    assert report.startswith("# Codec evaluation: mulaw-8bit")
+    assert "| file | seconds | tokens | pesq_wb | stoi | mel_distance | si_sdr | mrstft_distance |" in report
+    assert f"| pesq_wb | {saved['mean']['pesq_wb']:.3f} | higher | 0 |" in report
+    assert "- utmos: not scored: no --utmos-model given" in report
+    for row, path in zip(rows, _files()):
+        line = next(line for line in report.splitlines() if line.startswith(f"| {row['file']} |"))
+        assert f"| {row['si_sdr']:.3f} |" in line and f"| {row['tokens']} |" in line
+        links = dict((label, target) for label, target in re.findall(r"\[(\w+)\]\(([^)]+)\)", line))
+        assert links["png"] == f"spectrograms/{path.stem}.png" and links["reconstruction"] == f"audio/{path.stem}.wav"
+        for target in links.values():  # every link resolves from the report folder
+            assert (out / "report" / target).resolve().is_file()
+        assert (out / "report" / links["original"]).resolve() == path.resolve()
+
+
+class _Loudness(torch.nn.Module):
+    """Stand-in UTMOS: (B, T) -> (B,), 1 + 10 * mean |x|."""
+
+    def forward(self, x):
+        return 1 + 10 * x.abs().mean(-1)
+
+
+class _Embedding(torch.nn.Module):
+    """Stand-in speaker model: (B, T) -> (B, 3) crude signal statistics."""
+
+    def forward(self, x):
+        return torch.stack([x.abs().mean(-1), x.pow(2).mean(-1).sqrt(), x.diff(dim=-1).abs().mean(-1)], -1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_model_metrics_from_a_flag_and_an_environment_variable(tmp_path, monkeypatch):
+    utmos_file, speaker_file = tmp_path / "utmos.pt", tmp_path / "speaker.pt"
+    torch.jit.script(_Loudness()).save(str(utmos_file))
+    torch.jit.script(_Embedding()).save(str(speaker_file))
+    monkeypatch.setenv("TOKZOO_SPEAKER_MODEL", str(speaker_file))
+    out = tmp_path / "out"
+    saved = codec.evaluate_codec(MuLawCodec(), _files(), ASSETS, out, "m", log=lambda *_: None,
+                                 utmos_model=str(utmos_file))
+    assert saved["model_metrics"]["utmos"]["model"] == str(utmos_file)
+    assert saved["model_metrics"]["utmos"]["source"] == "--utmos-model"
+    assert saved["model_metrics"]["speaker_similarity"]["source"] == "TOKZOO_SPEAKER_MODEL"
+    assert all(entry["reason"] is None for entry in saved["model_metrics"].values())
+    for row, path in zip(saved["files"], _files()):
+        rec, _ = sf.read(out / "report" / "audio" / f"{path.stem}.wav")
+        expected = codec.M.utmos(rec[: round(row["seconds"] * 16000)], 16000, utmos_file)[0]
+        assert row["utmos"] == pytest.approx(expected, rel=1e-3)  # 16-bit WAV vs float reconstruction
+        assert 0.99 < row["speaker_similarity"] <= 1.0 + 1e-6  # mu-law keeps these statistics
+    assert saved["mean"]["utmos"] == pytest.approx(np.mean([r["utmos"] for r in saved["files"]]))
+    assert saved["failures"]["speaker_similarity"] == 0
+    report = (out / "report" / "report.md").read_text()
+    assert "| mrstft_distance | utmos | speaker_similarity |" in report and "Not scored" not in report
+
+
+def test_an_unusable_model_file_stops_the_run_before_any_work(tmp_path, monkeypatch):
+    junk = tmp_path / "utmos.pt"
+    junk.write_bytes(b"not a model")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"--utmos-model: .*utmos\.pt: not a TorchScript archive"):
+        codec.evaluate_codec(MuLawCodec(), _files(), ASSETS, out, "m", utmos_model=str(junk))
+    monkeypatch.setenv("TOKZOO_SPEAKER_MODEL", str(tmp_path / "gone.pt"))
+    with pytest.raises(FileNotFoundError, match=r"TOKZOO_SPEAKER_MODEL: .*gone\.pt: no such file"):
+        codec.evaluate_codec(MuLawCodec(), _files(), ASSETS, out, "m")
+    assert not out.exists()
 
 
 def test_a_failed_run_writes_nothing(tmp_path):
@@ -103,7 +179,8 @@ def test_command_line_on_a_tiny_saved_wavtokenizer(tmp_path, capsys):
     save_pretrained(WavTokenizer(config).eval(), tmp_path / "model")
     out = tmp_path / "eval"
     assert codec.main([str(tmp_path / "model"), str(ASSETS), "--out", str(out), "--device", "cpu"]) == 0
-    assert "2 files, mean:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 files, mean:" in printed and "utmos not scored: no --utmos-model given" in printed
     saved = json.loads((out / "results.json").read_text())
     assert saved["protocol"]["family"] == "wavtokenizer" and saved["protocol"]["sample_rate"] == 24000
     assert saved["protocol"]["model_config"]["codebook_size"] == 64

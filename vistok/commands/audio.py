@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 
 def _load(args):
@@ -111,13 +112,58 @@ def _decode(args) -> int:
     return 0
 
 
-def _metric_functions():
-    """``(si_sdr, mel_distance)`` from :mod:`audiotok.metrics`, or None when it is not available."""
+METRIC_NAMES = ("SI-SDR", "mel distance", "PESQ-WB", "STOI")
+_UNITS = {"SI-SDR": (".2f", " dB"), "mel distance": (".4f", ""), "PESQ-WB": (".2f", ""), "STOI": (".3f", "")}
+
+
+def _metrics_module():
+    """:mod:`audiotok.metrics`, or None when it is not available in this installation."""
     try:
-        from audiotok.metrics import mel_distance, si_sdr
+        from audiotok import metrics
     except ImportError:
         return None
-    return si_sdr, mel_distance
+    return metrics
+
+
+def _optional(name: str, package: str, compute) -> Tuple[float, Optional[str]]:
+    """``(value, None)``, or ``(nan, reason)`` when ``package`` is missing or the metric refuses the pair."""
+    try:
+        return compute(), None
+    except ImportError as err:
+        missing = getattr(err, "name", None) or package
+        return float("nan"), f"{name} is NaN: {missing} is not installed (pip install 'tokzoo[eval]')"
+    except ValueError as err:
+        return float("nan"), f"{name} is NaN: {err}"
+
+
+def _score(metrics, clip, wav, sample_rate: int) -> Tuple[Dict[str, float], List[str]]:
+    """SI-SDR, mel distance, PESQ-WB (16 kHz) and STOI of one clip and its reconstruction, and the
+    reasons for any NaN."""
+    ref, est = clip[None], wav[None]
+    scores = {"SI-SDR": metrics.si_sdr(ref, est)[0],
+              "mel distance": metrics.mel_distance(ref, est, sample_rate)[0]}
+    scores["PESQ-WB"], pesq_reason = _optional("PESQ-WB", "pesq",
+                                               lambda: metrics.pesq_wb(ref, est, sample_rate)[0])
+    scores["STOI"], stoi_reason = _optional("STOI", "pystoi", lambda: metrics.stoi(ref, est, sample_rate)[0])
+    return scores, [r for r in (pesq_reason, stoi_reason) if r]
+
+
+def _format(name: str, value: float) -> str:
+    spec, unit = _UNITS[name]
+    return f"{name} {value:{spec}}{unit}"
+
+
+def _means_line(scores: Dict[str, List[float]], out: Path) -> str:
+    n = len(scores["SI-SDR"])
+    parts = []
+    for name in METRIC_NAMES:
+        values = [v for v in scores[name] if not math.isnan(v)]
+        if not values:
+            parts.append(f"mean {name} nan (no file scored)")
+        else:
+            text = f"mean {_format(name, sum(values) / len(values))}"
+            parts.append(text if len(values) == n else f"{text} ({len(values)} of {n} files)")
+    return f"{', '.join(parts)} over {n} file(s); WAVs in {out}"
 
 
 def _names(paths: List[str]) -> List[str]:
@@ -138,9 +184,9 @@ def _reconstruct(args) -> int:
     model, device = _load(args)
     clips = _read_all(args.files, model)
     ids = _encode_clips(model, clips, device, args)
-    metrics = _metric_functions()
+    metrics = _metrics_module()
     out = Path(args.output)
-    scores: Dict[str, List[float]] = {"SI-SDR": [], "mel distance": []}
+    scores: Dict[str, List[float]] = {name: [] for name in METRIC_NAMES}
     with torch.inference_mode(), _autocast(device, args.precision):
         for path, name, clip, row in zip(args.files, _names(args.files), clips, ids):
             wav = model.decode(row[None].to(device), chunk_size=args.chunk_size)[0].float().cpu()[: len(clip)]
@@ -148,18 +194,16 @@ def _reconstruct(args) -> int:
             if metrics is None:
                 print(f"{path}: {row.shape[-1]} tokens -> {out / (name + '.wav')}")
                 continue
-            si_sdr, mel_distance = metrics
-            sdr = si_sdr(clip[None], wav[None])[0]
-            mel = mel_distance(clip[None], wav[None], model.sample_rate)[0]
-            scores["SI-SDR"].append(sdr)
-            scores["mel distance"].append(mel)
-            print(f"{path}: SI-SDR {sdr:.2f} dB  mel distance {mel:.4f}  ({row.shape[-1]} tokens)")
+            values, reasons = _score(metrics, clip, wav, model.sample_rate)
+            for key, value in values.items():
+                scores[key].append(value)
+            print(f"{path}: {'  '.join(_format(k, values[k]) for k in METRIC_NAMES)}  ({row.shape[-1]} tokens)")
+            for reason in reasons:
+                print(f"  {reason}")
     if metrics is None:
         print("metrics skipped: audiotok.metrics is not available in this installation")
     else:
-        n = len(scores["SI-SDR"])
-        print(f"mean SI-SDR {sum(scores['SI-SDR']) / n:.2f} dB, mean mel distance "
-              f"{sum(scores['mel distance']) / n:.4f} over {n} file(s); WAVs in {out}")
+        print(_means_line(scores, out))
     return 0
 
 
@@ -185,7 +229,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
     _common(p)
     p.set_defaults(func=_decode)
-    p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR / mel distance")
+    p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR, mel distance, "
+                                             "PESQ-WB (16 kHz) and STOI")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
