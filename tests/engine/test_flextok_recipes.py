@@ -1,5 +1,8 @@
 """The FlexTok recipes: stage 0 trains the released VAE architecture with the vae objective, stage 1
 the released d18-d28 architecture on that VAE's export; the demos chain the same way."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,34 @@ def test_demo_recipes_chain_stage0_into_stage1():
     inside = FlexTokConfig(**flextok.model.config).vae
     assert all(getattr(inside, k) == v for k, v in vae.model.config.items())
     assert "flextok-d" not in vae.experiment.name + flextok.experiment.name  # no published model's name
+
+
+def _run_demo(recipe, cwd, image_root, *overrides):
+    """``recipe`` from ``cwd`` (so its relative output_dir and init_parts resolve there) on the test
+    image folders, 3 steps, batch 4."""
+    args = [sys.executable, "-m", "vistok.engine.train", str(REPO / "train/demo" / recipe),
+            f"data.train={image_root}/train", f"data.val={image_root}/val", "data.batch_size=4",
+            "data.num_workers=0", "training.max_steps=3", "logging.log_every=1", "logging.eval_every=100", "logging.save_every=100",
+            "logging.progress=false", *overrides]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    res = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
+    assert res.returncode == 0, f"{recipe}: {res.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_demo_recipes_run_stage0_then_stage1(tmp_path, image_root):
+    from vistok.hub.loading import load_tokenizer
+
+    _run_demo("flextok_vae_tiny.yaml", tmp_path, image_root)
+    vae = load_tokenizer(tmp_path / "outputs/train/flextok-vae-tiny-demo/export")
+    assert vae.config.scaling_factor is not None and vae.config.scaling_factor > 0  # measured at export
+    _run_demo("flextok_tiny.yaml", tmp_path, image_root, "model.config.eval_decode_steps=2",
+              "model.config.decode_steps=2")
+    flextok = load_tokenizer(tmp_path / "outputs/train/flextok-tiny-demo/export")
+    assert flextok.config.vae.scaling_factor == vae.config.scaling_factor  # carried from the stage-0 export
+    assert torch.equal(flextok.vae.state_dict()["autoencoder.decoder.conv_out.weight"],
+                       vae.state_dict()["autoencoder.decoder.conv_out.weight"])  # the frozen VAE, unchanged
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ids = flextok.encode(x)
+        assert ids.shape == (2, 32) and flextok.decode(ids[:, :4], steps=2).shape == x.shape

@@ -6,7 +6,7 @@ import torch
 
 from vistok.models.flextok import FlexTok, FlexTokConfig
 from vistok.models.flextok.encoder import block_causal_mask
-from vistok.models.flextok.training import sample_keep_k
+from vistok.models.flextok.training import sample_keep_k, sample_timesteps
 
 # 256 registers as released (so k = 1, 7, 256 is the real range) on a tiny grid and tiny widths.
 TINY = dict(image_size=16, num_registers=256, encoder_dim=32, encoder_depth=2, decoder_dim=32, decoder_depth=2,
@@ -254,3 +254,14 @@ def test_bad_inputs_are_refused_clearly():
         FlexTok(tiny_config(vae=dict(TINY["vae"], scaling_factor=None))).encode(images(1))
     with pytest.raises(ValueError, match="nested_dropout must be one of"):
         tiny_config(nested_dropout="exp")
+
+
+def test_logit_normal_timesteps_are_the_sigmoid_of_a_standard_normal():
+    n = 200_000
+    t = sample_timesteps(n, "logit_normal", generator=torch.Generator().manual_seed(0)).double()
+    assert bool(((t > 0) & (t < 1)).all())
+    logit = torch.log(t) - torch.log1p(-t)
+    # 5 sigma bounds: the mean's standard error is 1/sqrt(n); the std's is about 1/sqrt(2n)
+    assert abs(logit.mean().item()) < 5 / n ** 0.5
+    assert abs(logit.std().item() - 1) < 5 / (2 * n) ** 0.5
+    assert abs((logit < 0).double().mean().item() - 0.5) < 5 * 0.5 / n ** 0.5  # median 1/2

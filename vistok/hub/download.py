@@ -76,6 +76,35 @@ def fetch(source: Source, what: str, force: bool = False) -> tuple[Path, str]:
         raise
 
 
+def fetch_sidecar(source: Source, filename: str, what: str, force: bool = False) -> Optional[Path]:
+    """``filename`` from the Hugging Face repo and revision of ``source`` (a config read beside the
+    checkpoint), or None when the repo has no such file or ``source`` is a plain URL. Not
+    checksummed: a sidecar is read as data, and what it describes must match the verified weights."""
+    if source.kind != "hf":
+        return None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    described = f"hf://{source.repo}/{filename}@{source.revision}"
+    if is_offline():
+        cached = try_to_load_from_cache(source.repo, filename, revision=source.revision)
+        if isinstance(cached, str):
+            return Path(cached)
+        if cached is None:  # (the other answer is "known not to exist")
+            raise DownloadError(f"{what}: {described} (the checkpoint's config) is not in the local cache and "
+                                "downloads are off (HF_HUB_OFFLINE/TOKZOO_OFFLINE); run `tokzoo zoo download "
+                                f"{what}` where the network is reachable")
+        return None
+    try:
+        return Path(hf_hub_download(source.repo, filename, revision=source.revision, force_download=force))
+    except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: keep it first)
+        raise DownloadError(f"{what}: could not reach the Hugging Face hub for {described}") from None
+    except EntryNotFoundError:
+        return None
+    except OSError as err:
+        raise DownloadError(f"{what}: downloading {described} failed: {err}") from None
+
+
 def _remove_cached(path: Path) -> None:
     target = path.resolve()
     path.unlink(missing_ok=True)  # the snapshot symlink (HF) or the file itself

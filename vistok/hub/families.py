@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 import torch
 
@@ -24,12 +25,22 @@ class Family:
     name: str
     model: str  # "module:Class": a vistok.models.base.Tokenizer subclass, or the token generator
     official_converter: str  # "module:function(official_state_dict, config) -> tokzoo state dict", or "" for none
+    # "module:function(card_config, checkpoint_path, family) -> config": the config an official
+    # checkpoint describes (read as data), completing the card's; "" keeps the card's config
+    config_resolver: str = ""
+    sidecars: Tuple[str, ...] = ()  # files beside the checkpoint in its Hugging Face repo that the resolver reads
 
     def model_class(self) -> type:
         return _resolve(self.model)
 
     def build(self, config: Mapping[str, Any]):
         return self.model_class()(dict(config))
+
+    def resolve_config(self, converter: str, card_config: Mapping[str, Any], checkpoint: Path) -> Dict[str, Any]:
+        """The config to build with: the card's, completed from an official checkpoint's own config."""
+        if converter != "official" or not self.config_resolver:
+            return dict(card_config)
+        return _resolve(self.config_resolver)(card_config, checkpoint, self.name)
 
     def convert(self, converter: str, state: Mapping[str, torch.Tensor], config: Any) -> Dict[str, torch.Tensor]:
         if converter == "tokzoo":
@@ -47,8 +58,10 @@ FAMILIES: Dict[str, Family] = {
         Family("titok", "vistok.models.titok:TiTok", "vistok.hub.titok:convert_titok_state_dict"),
         Family("maskgit_vqgan", "vistok.models.maskgit_vqgan:MaskGITVQGAN",
                "vistok.hub.maskgit:convert_maskgit_state_dict"),
-        Family("flextok", "vistok.models.flextok:FlexTok", "vistok.hub.flextok:convert_flextok_state_dict"),
-        Family("flextok_vae", "vistok.models.flextok:FlexTokVAE", "vistok.hub.flextok:convert_flextok_vae_state_dict"),
+        Family("flextok", "vistok.models.flextok:FlexTok", "vistok.hub.flextok:convert_flextok_state_dict",
+               "vistok.hub.flextok:resolve_card_config", ("config.json",)),
+        Family("flextok_vae", "vistok.models.flextok:FlexTokVAE", "vistok.hub.flextok:convert_flextok_vae_state_dict",
+               "vistok.hub.flextok:resolve_card_config", ("config.json",)),
         Family("wavtokenizer", "audiotok.models.wavtokenizer:WavTokenizer",
                "vistok.hub.wavtokenizer:convert_wavtokenizer_state_dict"),
         # not a tokenizer: the class-conditional AR model over a tokenizer's ids (trained here only)

@@ -239,20 +239,26 @@ def load_official_vae(path: Union[str, Path], device: str = "cpu") -> FlexTokVAE
     return model.to(device).eval()
 
 
-def config_from_checkpoint(path: Union[str, Path], family: str) -> Optional[Dict[str, Any]]:
+def config_from_checkpoint(path: Union[str, Path], family: str,
+                           vae_overrides: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """The tokzoo config dict a checkpoint's own config describes (``family`` "flextok" or
     "flextok_vae"), or None when the checkpoint carries no config: what a zoo card's config must
     agree with, and the source of values, such as the VAE latent scaling factor, that only the
-    checkpoint's config holds."""
+    checkpoint's config holds. ``vae_overrides``: VAE architecture fields a FlexTok tree does not
+    state (the release builds its VAE from a fixed base)."""
     _, config, where = read_official(path)
     if not config:
         return None
     if family == "flextok_vae":
         return vae_config_from_diffusers(config, where).to_dict()
-    return config_from_official(config, where).to_dict()
+    return config_from_official(config, where, vae_overrides).to_dict()
 
 
-_CARD_ONLY = ("decode_steps", "decode_guidance", "decode_apg")  # sampling defaults: not in the release's configs
+# fields the release's configs do not state, so the card's values stand: FlexTok's sampling defaults;
+# the diffusers VAE config's image size, posterior sampling and precision
+_CARD_ONLY = {"flextok": ("decode_steps", "decode_guidance", "decode_apg"),
+              "flextok_vae": ("image_size", "sample_posterior", "precision")}
+_VAE_BASE = ("block_out_channels", "layers_per_block", "norm_num_groups")  # not in a FlexTok tree: the card's, if set
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -265,18 +271,38 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
+def _weight_shapes(config: Mapping[str, Any], family: str) -> Dict[str, Tuple[int, ...]]:
+    """Parameter names and shapes of the model ``config`` builds (on the meta device: no memory)."""
+    cls, cfg_cls = (FlexTokVAE, FlexTokVAEConfig) if family == "flextok_vae" else (FlexTok, FlexTokConfig)
+    with torch.device("meta"):
+        model = cls(cfg_cls(**config))
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def resolve_card_config(card_config: Mapping[str, Any], path: Union[str, Path], family: str) -> Dict[str, Any]:
     """The config to build a zoo card's model with: the checkpoint's own config (it holds values,
     such as the VAE latent scaling factor, that only it knows), keeping the card's sampling
-    defaults. Card fields that disagree with the checkpoint are reported in a warning; the
-    checkpoint wins. A checkpoint without a config leaves the card's config unchanged."""
-    ckpt = config_from_checkpoint(path, family)
+    defaults (and, for a VAE, its image size, posterior sampling and precision, which a diffusers
+    config does not state); card fields left null are filled from it. A card field that disagrees with the
+    checkpoint and changes a weight's shape is an :class:`OfficialConfigError`; other
+    disagreements are reported in a warning and the checkpoint wins. A checkpoint without a
+    config leaves the card's config unchanged."""
+    vae_card = card_config.get("vae") if family == "flextok" else None
+    overrides = {k: vae_card[k] for k in _VAE_BASE if isinstance(vae_card, Mapping) and vae_card.get(k) is not None}
+    ckpt = config_from_checkpoint(path, family, overrides or None)
     if ckpt is None:
         return dict(card_config)
     card_flat, ckpt_flat = _flatten(card_config), _flatten(ckpt)
-    conflicts = [f"{k}: card {v!r}, checkpoint {ckpt_flat[k]!r}" for k, v in card_flat.items()
-                 if v is not None and k in ckpt_flat and k not in _CARD_ONLY and v != ckpt_flat[k]]
+    card_only = _CARD_ONLY.get(family, ())
+    conflicts = {k: f"{k}: card {v!r}, checkpoint {ckpt_flat[k]!r}" for k, v in card_flat.items()
+                 if v is not None and k in ckpt_flat and k not in card_only and v != ckpt_flat[k]}
+    resolved = {**ckpt, **{k: card_config[k] for k in card_only if card_config.get(k) is not None}}
     if conflicts:
+        card_shapes = _weight_shapes(card_config, family)
+        if card_shapes != _weight_shapes(resolved, family):
+            raise OfficialConfigError(
+                f"{path}: the zoo card's config disagrees with the checkpoint's in fields that change the weights' "
+                f"shapes ({'; '.join(conflicts.values())}); correct the card's config")
         warnings.warn(f"{path}: the zoo card's config differs from the checkpoint's (using the checkpoint's): "
-                      + "; ".join(conflicts), stacklevel=2)
-    return {**ckpt, **{k: card_config[k] for k in _CARD_ONLY if k in card_config}}
+                      + "; ".join(conflicts.values()), stacklevel=2)
+    return resolved

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -19,11 +20,25 @@ from vistok.hub.card import ZooCard
 from vistok.hub.catalogue import find_card, get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import load_strict
-from vistok.hub.download import ChecksumError, DownloadError, cache_root, fetch, is_offline, sha256_of
+from vistok.hub.download import (ChecksumError, DownloadError, cache_root, fetch, fetch_sidecar, is_offline,
+                                 sha256_of)
 from vistok.hub.families import get_family
 from vistok.hub.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_pretrained_dir, save_pretrained
 
-CONVERSION_VERSION = 1  # bump when a converter changes what it writes, to invalidate converted caches
+CONVERSION_VERSION = 2  # bump when a converter changes what it writes, to invalidate converted caches
+_LICENSES_SHOWN: set = set()  # cards whose non-commercial licence this process has already warned about
+
+
+class NonCommercialLicenseWarning(UserWarning):
+    """A zoo model whose weights are licensed for non-commercial use only was downloaded or converted."""
+
+
+def warn_license(card: ZooCard) -> None:
+    """Warn once per process and card when the card's licence restricts use to non-commercial."""
+    if "non-commercial" in card.license.lower() and card.name not in _LICENSES_SHOWN:
+        _LICENSES_SHOWN.add(card.name)
+        warnings.warn(f"{card.name}: the weights' license restricts their use: {card.license}",
+                      NonCommercialLicenseWarning, stacklevel=3)
 
 
 def converted_dir(card: ZooCard) -> Path:
@@ -40,12 +55,16 @@ def convert_card(card: ZooCard, force_download: bool = False, checkpoint: Option
     target = converted_dir(card)
     if (target / CONFIG_NAME).is_file() and not force_download and checkpoint is None:
         return target
+    warn_license(card)
+    family = get_family(card.family)
     if checkpoint is not None:
         path, sha = Path(checkpoint), verify_file(Path(checkpoint), card)
     else:
         path, sha = fetch(card.source, card.name, force=force_download)
-    family = get_family(card.family)
-    model = family.build(card.config)
+        if card.converter == "official":
+            for name in family.sidecars:  # lands beside the checkpoint in the hub cache's snapshot
+                fetch_sidecar(card.source, name, card.name, force=force_download)
+    model = family.build(family.resolve_config(card.converter, card.config, path))
     state = family.convert(card.converter, read_state_dict(path), model.config)
     load_strict(model, state, f"{card.name} ({path})")
     target.parent.mkdir(parents=True, exist_ok=True)
