@@ -60,15 +60,18 @@ def _info(args) -> int:
 
 def _download(args) -> int:
     import json
+    import warnings
 
     from vistok.hub.catalogue import get_card
-    from vistok.hub.loading import convert_card
+    from vistok.hub.loading import NonCommercialLicenseWarning, convert_card
 
     for name in args.names:
         card = get_card(name)
         if "non-commercial" in card.license.lower():  # the user must see the terms before using the weights
             print(f"{name}: license: {card.license}")
-        target = convert_card(card, force_download=args.force)
+        with warnings.catch_warnings():  # printed above; the library's warning would say it twice
+            warnings.simplefilter("ignore", NonCommercialLicenseWarning)
+            target = convert_card(card, force_download=args.force)
         source = json.loads((target / "source.json").read_text())
         print(f"{name}: {target}  (source sha256 {source['sha256']})")
     return 0
