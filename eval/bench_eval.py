@@ -15,7 +15,7 @@ shows where the time goes. The tokenizer is a tiny random TiTok at 256 px (``--m
 real one): on the CPU the comparison is about the Inception side.
 
     python eval/bench_eval.py                       # CPU: 48 images, batch 16
-    python eval/bench_eval.py --device cuda --images 2048 --batch 128 --model titok_l32
+    python eval/bench_eval.py --device cuda --images 2048 --batch 128 --model titok-l32
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """rFID of an image tokenizer (TiTok / RobusTok protocol): reconstructions of an evaluation set
 against its originals, with PSNR, SSIM, LPIPS and codebook use. Same as `tokzoo eval rfid`.
 
-    python eval/rfid.py --model titok_l32 --data /data/imagenet/val --out outputs/rfid_titok_l32
+    python eval/rfid.py --model titok-l32 --data /data/imagenet/val --out outputs/rfid_titok_l32
 
 See eval/README.md for the published protocols and where the Inception weights come from.
 """

@@ -44,7 +44,7 @@ def run_training(out_dir, image_root, *overrides, background=False, env=None):
     args = [sys.executable, "-m", "vistok.engine.train", str(REPO / "train/demo/titok_tiny.yaml"), *TINY,
             f"data.train={image_root}/train", f"data.val={image_root}/val", f"experiment.output_dir={out_dir}",
             *overrides]
-    environ = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **(env or {}))
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     if background:
         return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
     return subprocess.run(args, capture_output=True, text=True, env=environ, timeout=300)

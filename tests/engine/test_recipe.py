@@ -54,3 +54,19 @@ def test_shipped_recipes_resolve(path, monkeypatch):
     monkeypatch.setenv("TOKZOO_DATA", "/data")
     recipe = load_recipe(Path(__file__).resolve().parents[2] / path)
     assert recipe.data.train == "/data/images/train"
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["training.ema_decay=0.999"], "training.ema_decay=0.999"),
+    (["loss.adversarial.weight=0.1", "loss.adversarial.adaptive=false"], "loss.adversarial.weight=0.1"),
+    (["logging.rfid_images=16"], "logging.rfid_images=16"),
+])
+def test_fsdp_refuses_what_reads_full_parameters(overrides, key):
+    with pytest.raises(RecipeError, match=f"training.strategy=fsdp does not support {key}"):
+        load_recipe(None, ["training.strategy=fsdp", *overrides])
+    load_recipe(None, ["training.strategy=ddp", *overrides])  # fine with DDP
+
+
+def test_fsdp_allows_a_plain_recipe():
+    recipe = load_recipe(None, ["training.strategy=fsdp", "loss.adversarial.weight=0"])
+    assert recipe.training.strategy == "fsdp"

@@ -76,6 +76,21 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path, image_root):
     assert (tmp_path / "run/events.log").read_text().count("non-finite loss, step skipped") == 3
 
 
+def test_non_finite_discriminator_loss_skips_the_discriminator_step(tmp_path, image_root):
+    # An infinite LeCam weight makes only the discriminator loss non-finite; the generator steps.
+    result = run_training(tmp_path / "run", image_root, "training.max_steps=8", "loss.adversarial.weight=0.1",
+                          "loss.adversarial.channels=16", "loss.adversarial.norm=group",
+                          "loss.adversarial.lecam_weight=inf", "training.max_bad_steps=3")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "3 consecutive steps had a non-finite loss" in result.stderr
+    events = (tmp_path / "run/events.log").read_text()
+    assert events.count("non-finite discriminator loss, discriminator step skipped") == 3
+    records = {m["step"]: m for m in metrics(tmp_path / "run") if "loss/total" in m}
+    assert sorted(records) == [1, 2]  # the generator stepped; the third bad step stopped the run
+    assert all("loss/discriminator" not in m and torch.isfinite(torch.tensor(m["loss/total"]))
+               for m in records.values())
+
+
 def test_gan_perceptual_and_perturbation_losses_train(tmp_path, image_root):
     result = _ok(run_training(
         tmp_path / "run", image_root, "training.max_steps=6", "loss.perceptual_weight=0.1",

@@ -111,3 +111,5 @@ def test_kid_precision_recall_and_inception_score_sanity():
     assert F.inception_score(torch.zeros(40, 10), splits=2)["inception_score_mean"] == pytest.approx(1.0)
     confident = torch.eye(10).repeat(4, 1) * 50
     assert F.inception_score(confident, splits=1)["inception_score_mean"] == pytest.approx(10.0, rel=1e-3)
+    few = F.inception_score(torch.zeros(6, 10))  # fewer images than the 10 default splits: capped, not NaN
+    assert few["inception_score_splits"] == 6 and few["inception_score_mean"] == pytest.approx(1.0)

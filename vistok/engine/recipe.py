@@ -258,6 +258,24 @@ def _check_choices(recipe: Recipe, where: str) -> None:
             raise RecipeError(f"{where}: {path} must be one of {', '.join(options)}; got {value!r}")
 
 
+def _check_strategy(recipe: Recipe, where: str) -> None:
+    """Refuse what cannot work with ``training.strategy=fsdp``, where each process holds only a
+    shard of the parameters: the EMA copy, VQGAN's adaptive GAN weight (a gradient on the
+    decoder's last weight) and periodic rFID all read the full parameters on every process, and
+    the GAN losses freeze and address discriminator submodules by name, which a sharded wrapper
+    does not keep (never run on GPUs here, so refused rather than left to fail mid-run)."""
+    if recipe.training.strategy != "fsdp":
+        return
+    adv = recipe.loss.adversarial
+    refused = [(recipe.training.ema_decay > 0, f"training.ema_decay={recipe.training.ema_decay} (set it to 0)"),
+               (adv.weight > 0, f"loss.adversarial.weight={adv.weight} (a discriminator; set it to 0)"),
+               (recipe.logging.rfid_images > 0, f"logging.rfid_images={recipe.logging.rfid_images} (set it to 0)")]
+    for bad, what in refused:
+        if bad:
+            raise RecipeError(f"{where}: training.strategy=fsdp does not support {what}: it reads the full "
+                              "parameters, which FSDP shards across processes; use training.strategy=ddp")
+
+
 def parse_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -292,8 +310,14 @@ def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         raise RecipeError(f"{where}: {err.msg if hasattr(err, 'msg') else err}") from None
     recipe: Recipe = OmegaConf.to_object(merged)
     _check_choices(recipe, where)
+    _check_strategy(recipe, where)
     _check_model_config(recipe, where)
     return recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> Dict[str, Any]:
+    """The resolved recipe as plain nested dicts (e.g. wandb's run config)."""
+    return OmegaConf.to_container(OmegaConf.structured(recipe))
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:

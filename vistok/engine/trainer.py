@@ -7,6 +7,7 @@ needs to continue exactly where it stopped is in the checkpoint.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -21,10 +22,11 @@ from vistok.engine.errors import TrainingStopped
 from vistok.engine.logger import RunLogger
 from vistok.engine.objectives import build_objective
 from vistok.engine.periodic_rfid import PeriodicRFID
-from vistok.engine.recipe import Recipe, recipe_to_yaml
+from vistok.engine.recipe import Recipe, recipe_to_dict, recipe_to_yaml
 
 
 EXPORT_BATCHES = 8  # training batches a model's prepare_export hook may measure
+D_SKIPPED = "discriminator_skipped"  # train_step's flag: the generator stepped, the discriminator did not
 
 
 class Counters:
@@ -80,6 +82,10 @@ class Trainer:
             # accelerate falls back to DDP where FSDP is unavailable (e.g. CPU processes).
             self.notes.append(f"training.strategy=fsdp asked for, but accelerate runs {acc.distributed_type.name} "
                               "here (FSDP needs GPUs); every process holds the full model")
+        if cfg.precision == "fp16" and acc.scaler is None:
+            # accelerate accepts fp16 on CPU but runs it in fp32: no fp16 autocast, no loss scaling.
+            self.notes.append(f"training.precision=fp16 on {acc.device.type}: accelerate runs fp32 here "
+                              "(no fp16 autocast or loss scaling)")
         set_seed(recipe.experiment.seed, device_specific=False, deterministic=recipe.experiment.deterministic)
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -92,6 +98,10 @@ class Trainer:
             if not hasattr(model, "perturbation"):
                 raise ValueError(f"perturbation is set but {type(model).__name__} has no perturbation hook")
             model.perturbation = self.perturbation
+        # Under FSDP each process holds a shard of the prepared model: evaluation and export load
+        # the full state dict into this unwrapped copy instead (the recipe check refuses EMA,
+        # the adaptive GAN weight and periodic rFID, which would read the shards).
+        self._full_copy = copy.deepcopy(model) if cfg.strategy == "fsdp" else None
         self.ema = EMA(model, cfg.ema_decay).to(acc.device) if cfg.ema_decay > 0 else None
         optimizer = builders.build_optimizer(model, recipe)
         scheduler = builders.build_scheduler(optimizer, recipe)
@@ -138,8 +148,29 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return norm
 
+    def _discriminator_step(self, micro, recons, step: int, logged: Dict[str, float]) -> bool:
+        """Accumulate the discriminator loss over the micro-batches and step; False (grads zeroed,
+        no update) when a loss is non-finite on any process."""
+        acc, accum, objective = self.accelerator, self.recipe.training.grad_accum, self.objective
+        stats: Dict[str, float] = {}
+        for i, (x, recon) in enumerate(zip(micro, recons)):
+            sync = contextlib.nullcontext() if i == accum - 1 else acc.no_sync(objective.discriminator)
+            with sync:
+                with acc.autocast():
+                    d_loss, d_stats = objective.discriminator_loss(x, recon, step)
+                if not self._all_finite(d_loss):
+                    self.d_optimizer.zero_grad(set_to_none=True)
+                    return False
+                acc.backward(d_loss / accum)
+            for k, v in d_stats.items():
+                stats[k] = stats.get(k, 0.0) + _scalar(v) / accum
+        self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler)
+        logged.update(stats)
+        return True
+
     def train_step(self, step: int) -> Optional[Dict[str, float]]:
-        """One optimizer step (generator, then discriminator); None when the step was skipped."""
+        """One optimizer step (generator, then discriminator); None when the generator step was
+        skipped; ``logged[D_SKIPPED]`` is set when only the discriminator step was."""
         acc, accum = self.accelerator, self.recipe.training.grad_accum
         micro = [_to_device(next(self.train_batches), acc.device) for _ in range(accum)]
         logged: Dict[str, float] = {}
@@ -164,15 +195,8 @@ class Trainer:
         logged["grad_norm"] = self._optimizer_step(self.model, self.optimizer, self.scheduler)
         logged["lr"] = self.scheduler.get_last_lr()[0]
         if objective.discriminator_active(step):
-            for i, (x, recon) in enumerate(zip(micro, recons)):
-                sync = contextlib.nullcontext() if i == accum - 1 else acc.no_sync(objective.discriminator)
-                with sync:
-                    with acc.autocast():
-                        d_loss, d_stats = objective.discriminator_loss(x, recon, step)
-                    acc.backward(d_loss / accum)
-                for k, v in d_stats.items():
-                    logged[k] = logged.get(k, 0.0) + _scalar(v) / accum
-            self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler)
+            if not self._discriminator_step(micro, recons, step, logged):
+                logged[D_SKIPPED] = 1.0
         if self.ema is not None:
             self.ema.update(acc.unwrap_model(self.model))
         return logged
@@ -197,8 +221,22 @@ class Trainer:
         progress = step if self.recipe.perturbation.progress == "step" else step // max(1, per_epoch)
         self.perturbation.set_progress(progress)
 
+    def _full_model(self) -> Optional[nn.Module]:
+        """The model to evaluate and export, with all its weights: the EMA copy, the unwrapped
+        model, or under FSDP an unwrapped copy loaded from the gathered full state dict (then only
+        the main process gets it, others None). Every process must call this."""
+        if self.ema is not None:
+            return self.ema.shadow
+        if self._full_copy is None:
+            return self.accelerator.unwrap_model(self.model)
+        state = self.accelerator.get_state_dict(self.model)  # a collective under FSDP
+        if not self.accelerator.is_main_process:
+            return None
+        self._full_copy.load_state_dict(state)
+        return self._full_copy.to(self.accelerator.device)
+
     def export(self) -> Path:
-        model = self.ema.shadow if self.ema is not None else self.accelerator.unwrap_model(self.model)
+        model = self._full_model()
         target = self.output_dir / "export"
         if self.accelerator.is_main_process:
             perturbation = getattr(model, "perturbation", None)
@@ -219,7 +257,8 @@ class Trainer:
         start = self.counters.step
         log = RunLogger(str(self.output_dir), acc.is_main_process, cfg.max_steps, start,
                         tensorboard=recipe.logging.tensorboard, wandb=recipe.logging.wandb,
-                        progress=recipe.logging.progress, run_name=recipe.experiment.name)
+                        progress=recipe.logging.progress, run_name=recipe.experiment.name,
+                        config=recipe_to_dict(recipe))
         if acc.is_main_process:
             (self.output_dir / "recipe.yaml").write_text(recipe_to_yaml(recipe))
             if start:
@@ -233,16 +272,12 @@ class Trainer:
                 self._perturbation_progress(step)
                 logged = self.train_step(step)
                 if logged is None:
-                    self.counters.bad_steps += 1
-                    self.counters.skipped_total += 1
-                    log.message(f"step {step + 1}: non-finite loss, step skipped "
-                                f"({self.counters.bad_steps} in a row)")
-                    if self.counters.bad_steps >= cfg.max_bad_steps:
-                        raise TrainingStopped(
-                            f"{self.counters.bad_steps} consecutive steps had a non-finite loss; stopped at step "
-                            f"{step}. The last good checkpoint is {checkpoint.latest_checkpoint(str(self.output_dir))}")
+                    self._count_bad_step(step, "non-finite loss, step skipped", log)
                     continue
-                self.counters.bad_steps = 0
+                if logged.pop(D_SKIPPED, 0.0):
+                    self._count_bad_step(step, "non-finite discriminator loss, discriminator step skipped", log)
+                else:
+                    self.counters.bad_steps = 0
                 self.counters.step = step = step + 1
                 window += 1
                 if step % recipe.logging.log_every == 0 or step == cfg.max_steps:
@@ -261,8 +296,18 @@ class Trainer:
         finally:
             log.close()
 
+    def _count_bad_step(self, step: int, what: str, log: RunLogger) -> None:
+        """Count a skipped (generator or discriminator) step; stop after too many in a row."""
+        self.counters.bad_steps += 1
+        self.counters.skipped_total += 1
+        log.message(f"step {step + 1}: {what} ({self.counters.bad_steps} in a row)")
+        if self.counters.bad_steps >= self.recipe.training.max_bad_steps:
+            raise TrainingStopped(
+                f"{self.counters.bad_steps} consecutive steps had a non-finite loss; stopped at step "
+                f"{step}. The last good checkpoint is {checkpoint.latest_checkpoint(str(self.output_dir))}")
+
     def _evaluate(self, step: int, log: RunLogger) -> None:
-        model = self.ema.shadow if self.ema is not None else self.accelerator.unwrap_model(self.model)
+        model = self._full_model()
         rfid = self.rfid.measure(model, log.message) if self.rfid is not None else {}  # all processes: gathered
         if not self.accelerator.is_main_process:
             return

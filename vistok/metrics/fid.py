@@ -132,9 +132,13 @@ def precision_recall(fake: torch.Tensor, real: torch.Tensor, neighborhood: int =
 
 
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 2020) -> Dict[str, float]:
-    """Inception Score from ``logits_unbiased`` with torch-fidelity's code (shuffled, ``splits`` splits)."""
+    """Inception Score from ``logits_unbiased`` with torch-fidelity's code (shuffled, ``splits`` splits,
+    capped at the number of images: an empty split would make the score NaN)."""
     from torch_fidelity.metric_isc import isc_features_to_metric
 
+    if len(logits) == 0:
+        raise ValueError("inception_score: no images")
+    splits = min(splits, len(logits))
     out = isc_features_to_metric(logits.float(), splits=splits, shuffle=True, rng_seed=seed)
     return {"inception_score_mean": float(out["inception_score_mean"]),
-            "inception_score_std": float(out["inception_score_std"])}
+            "inception_score_std": float(out["inception_score_std"]), "inception_score_splits": splits}
