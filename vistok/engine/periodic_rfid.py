@@ -67,7 +67,7 @@ class _Reconstructions(SampleSource):
         from vistok.data.images import to_uint8
 
         for indices, images in self.originals.batches(start, stop, batch_size):
-            yield indices, to_uint8(self.runner.decode(self.runner.encode(images.float() / 255))).cpu()
+            yield indices, to_uint8(self.runner.decode(self.runner.encode(images.float() / 255), indices)).cpu()
 
     def describe(self) -> Dict[str, object]:
         return {"path": f"reconstructions of {self.originals.describe().get('path', 'the held-out images')}"}
