@@ -168,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               "one timed run after a one-step warm-up",
               "command: python eval/bench_flextok.py " + " ".join(argv if argv is not None else sys.argv[1:])]
     if tree is not None:
-        header.append(f"official: {tree} ({parity.tree_provenance(tree, None)['flextok_sha256'][:16]})")
+        header.append(f"official: {tree} ({parity.tree_provenance(tree, None, 'flextok')['sha256'][:16]})")
     table = format_table(results, header)
     print("\n" + table)
     out = args.out or Path(__file__).resolve().parent / "results" / f"bench_flextok_{device.type}"

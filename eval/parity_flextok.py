@@ -50,11 +50,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import hashlib
 import importlib
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +61,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
+
+from provenance import tree_provenance  # eval/ is on sys.path when a script here runs
 
 TOL = 1e-4
 TOL64 = 1e-9  # the VAE decoder repeated in float64: shows its fp32 differences are rounding
@@ -222,21 +222,6 @@ def install_stand_ins() -> List[str]:
     return stubbed
 
 
-def tree_provenance(tree: Path, git_dir: Optional[str]) -> Dict[str, str]:
-    commit = "unknown"
-    cmds = [["git", "-C", str(tree), "rev-parse", "HEAD"]] if (tree / ".git").exists() else []
-    if git_dir:
-        cmds.append(["git", f"--git-dir={git_dir}", "rev-parse", "HEAD"])
-    for cmd in cmds:
-        try:
-            commit = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
-            break
-        except (OSError, subprocess.CalledProcessError):
-            continue
-    digest = hashlib.sha256()
-    for path in sorted((tree / "flextok").rglob("*.py")):
-        digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes())
-    return {"tree": str(tree), "commit": commit, "flextok_sha256": digest.hexdigest()}
 
 
 def build_official(config: Dict[str, Any]) -> torch.nn.Module:
@@ -431,14 +416,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         traceback.print_exc()
         report.checks.append({"check": "run", "kind": "tensor", "ok": False, "error": f"{type(err).__name__}: {err}"})
     report.info["seconds"] = round(time.time() - start, 1)
-    provenance = tree_provenance(tree, args.official_git_dir)
+    provenance = tree_provenance(tree, args.official_git_dir, "flextok")
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     header = [
         "Parity: tokzoo FlexTok vs the official apple/ml-flextok classes, d12_d12 size, seeded random weights",
         f"date {now}  torch {torch.__version__}  {platform.machine()} threads {torch.get_num_threads()}  "
         f"inputs: 4 bundled photos 256x256, fp32, {STEPS} sampling steps, wall {report.info['seconds']}s",
         "command: python eval/parity_flextok.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        f"ml-flextok commit {provenance['commit']}  flextok/*.py sha256 {provenance['flextok_sha256'][:16]}",
+        f"ml-flextok commit {provenance['commit']}  flextok/*.py sha256 {provenance['sha256'][:16]}",
     ]
     table = format_table(report, header) + "\n\n" + ("ALL PASS" if report.ok else "FAILURES")
     print("\n" + table)

@@ -64,12 +64,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import importlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +78,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
+
+from provenance import tree_provenance  # eval/ is on sys.path when a script here runs
 
 TOL = 1e-4  # fp32 absolute, images and latents
 TOL64 = 1e-9  # the same computations in float64 (one photo): shows fp32 differences are rounding
@@ -139,21 +139,6 @@ def import_official(module: str) -> types.ModuleType:
             return importlib.import_module(module)
 
 
-def tree_provenance(tree: Path, git_dir: Optional[str]) -> Dict[str, str]:
-    commit = "unknown"
-    cmds = [["git", "-C", str(tree), "rev-parse", "HEAD"]] if (tree / ".git").exists() else []
-    if git_dir:
-        cmds.append(["git", f"--git-dir={git_dir}", "rev-parse", "HEAD"])
-    for cmd in cmds:
-        try:
-            commit = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
-            break
-        except (OSError, subprocess.CalledProcessError):
-            continue
-    digest = hashlib.sha256()
-    for path in sorted((tree / "modeling").rglob("*.py")):
-        digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes())
-    return {"tree": str(tree), "commit": commit, "git_dir": git_dir or "", "modeling_sha256": digest.hexdigest()}
 
 
 def load_yaml(tree: Path, rel: str) -> Dict[str, Any]:
@@ -496,10 +481,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if wanted is not None and wanted - known:
         parser.error(f"unknown case(s) {sorted(wanted - known)}; known: {sorted(known)}")
     cases: List[Case] = []
-    provenance = {"1d-tokenizer": tree_provenance(args.official_tree.resolve(), args.official_git_dir)}
+    provenance = {"1d-tokenizer": tree_provenance(args.official_tree.resolve(), args.official_git_dir, "modeling")}
     plan = [(args.official_tree.resolve(), CASES_1D)]
     if args.one_d_piece is not None:
-        provenance["One-D-Piece"] = tree_provenance(args.one_d_piece.resolve(), args.odp_git_dir)
+        provenance["One-D-Piece"] = tree_provenance(args.one_d_piece.resolve(), args.odp_git_dir, "modeling")
         plan.append((args.one_d_piece.resolve(), CASES_ODP))
 
     for tree, table in plan:
@@ -541,7 +526,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"date {now}  torch {torch.__version__}  device {device}  {platform.machine()} "
         f"threads {torch.get_num_threads()}  inputs: 4 bundled photos 256x256 in [0,1], fp32",
         "command: python eval/parity_titok.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    ] + [f"{k} commit {v['commit']}  modeling sha256 {v['modeling_sha256'][:16]}" for k, v in provenance.items()]
+    ] + [f"{k} commit {v['commit']}  modeling sha256 {v['sha256'][:16]}" for k, v in provenance.items()]
     table = format_table(cases, header)
     all_ok = bool(cases) and all(c.ok for c in cases)
     table += "\n\n" + ("ALL PASS" if all_ok else "FAILURES: " + ", ".join(c.name for c in cases if not c.ok))
