@@ -70,3 +70,15 @@ def test_fsdp_refuses_what_reads_full_parameters(overrides, key):
 def test_fsdp_allows_a_plain_recipe():
     recipe = load_recipe(None, ["training.strategy=fsdp", "loss.adversarial.weight=0"])
     assert recipe.training.strategy == "fsdp"
+
+
+def test_every_loss_kind_names_an_objective_class():
+    import importlib
+
+    from vistok.engine.objectives import OBJECTIVES, Objective
+    from vistok.engine.recipe import CHOICES
+
+    assert set(CHOICES["loss.kind"]) - {"auto"} == set(OBJECTIVES)
+    for kind, target in OBJECTIVES.items():
+        module, name = target.split(":")
+        assert issubclass(getattr(importlib.import_module(module), name), Objective), kind

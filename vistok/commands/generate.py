@@ -148,6 +148,15 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0, help="1: no limit")
 
 
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Seed, batch size, device and precision of a sampling run (generate, posttrain-pairs)."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="autocast dtype on CUDA (CPU always runs fp32)")
+
+
 def sampling_settings(args: argparse.Namespace) -> dict:
     """The keyword arguments of :meth:`ARGenerator.generate` that :func:`add_sampling_args` parsed."""
     return {"cfg_scale": args.cfg, "cfg_power": args.cfg_power, "temperature": args.temperature,
@@ -165,9 +174,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="an .npz file (arr_0 uint8 NHWC, arr_1 labels) or a "
                                                          "directory of PNGs (<class>/<index>.png)")
     add_sampling_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
-                   help="autocast dtype on CUDA (CPU always runs fp32)")
+    add_run_args(p)
     p.set_defaults(func=_generate)

@@ -33,7 +33,7 @@ def _pairs(args) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from vistok.commands.generate import add_sampling_args
+    from vistok.commands.generate import add_run_args, add_sampling_args
 
     p = subparsers.add_parser("posttrain-pairs", help="write generator-sampled images paired with real ones "
                                                       "(RobusTok post-training data)")
@@ -47,9 +47,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                    "200000 of ImageNet train); default all")
     p.add_argument("--flat", action="store_true", help="IMAGES_DIR has no class folders: every image is class 0")
     add_sampling_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
-                   help="autocast dtype on CUDA (CPU always runs fp32)")
+    add_run_args(p)
     p.set_defaults(func=_pairs)

@@ -5,7 +5,8 @@ optimizers and the checkpoints; an objective owns the losses and the discriminat
 (``image`` when it names none)."""
 from __future__ import annotations
 
-from typing import Callable, Dict
+import importlib
+from typing import Dict
 
 from torch import nn
 
@@ -13,50 +14,16 @@ from vistok.engine.objectives.base import GeneratorStep, Objective
 from vistok.engine.recipe import Recipe
 
 
-def _image(recipe, device):
-    from vistok.engine.objectives.image import ImageObjective
-
-    return ImageObjective(recipe, device)
-
-
-def _proxy_codes(recipe, device):
-    from vistok.engine.objectives.proxy_codes import ProxyCodeObjective
-
-    return ProxyCodeObjective(recipe, device)
-
-
-def _audio(recipe, device):
-    from vistok.engine.objectives.audio import AudioObjective
-
-    return AudioObjective(recipe, device)
-
-
-def _flow(recipe, device):
-    from vistok.engine.objectives.flow import FlowObjective
-
-    return FlowObjective(recipe, device)
-
-
-def _vae(recipe, device):
-    from vistok.engine.objectives.vae import VAEObjective
-
-    return VAEObjective(recipe, device)
-
-
-def _ar_tokens(recipe, device):
-    from vistok.engine.objectives.ar_tokens import ARTokenObjective
-
-    return ARTokenObjective(recipe, device)
-
-
-def _posttrain(recipe, device):
-    from vistok.engine.objectives.posttrain import PostTrainObjective
-
-    return PostTrainObjective(recipe, device)
-
-
-OBJECTIVES: Dict[str, Callable] = {"image": _image, "proxy_codes": _proxy_codes, "audio": _audio, "flow": _flow,
-                                   "ar_tokens": _ar_tokens, "posttrain": _posttrain, "vae": _vae}
+# loss.kind -> "module:class", imported when chosen (an objective may pull in heavy losses).
+OBJECTIVES: Dict[str, str] = {
+    "image": "vistok.engine.objectives.image:ImageObjective",
+    "proxy_codes": "vistok.engine.objectives.proxy_codes:ProxyCodeObjective",
+    "audio": "vistok.engine.objectives.audio:AudioObjective",
+    "flow": "vistok.engine.objectives.flow:FlowObjective",
+    "vae": "vistok.engine.objectives.vae:VAEObjective",
+    "ar_tokens": "vistok.engine.objectives.ar_tokens:ARTokenObjective",
+    "posttrain": "vistok.engine.objectives.posttrain:PostTrainObjective",
+}
 # Objectives that read paired batches, and the one data.kind that yields them.
 PAIRED_DATA = {"ar_tokens": "tokens", "posttrain": "pairs"}
 
@@ -71,7 +38,8 @@ def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:
     if needed != data_kind and (needed is not None or data_kind in PAIRED_DATA.values()):
         wanted = needed or "images, shards or audio"
         raise ValueError(f"the {kind!r} objective (loss.kind) trains on data.kind {wanted}, not {data_kind!r}")
-    objective = OBJECTIVES[kind](recipe, device)
+    module, name = OBJECTIVES[kind].split(":")
+    objective = getattr(importlib.import_module(module), name)(recipe, device)
     objective.check_model(model)
     return objective
 
