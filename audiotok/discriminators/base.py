@@ -40,3 +40,12 @@ class ClassProjection(nn.Module):
         """``h`` (B, C, H, W), ``cond`` int ids of shape (B,) or (1,) -> (B, 1, H, W)."""
         e = self.emb(cond.reshape(-1)).view(-1, h.shape[1], 1, 1)
         return (e * h).sum(dim=1, keepdim=True)
+
+
+def conditioned(out: torch.Tensor, h: torch.Tensor, cond, projection, who: str) -> torch.Tensor:
+    """``out`` plus the class projection of the last hidden map ``h`` when a condition is given."""
+    if cond is None:
+        return out
+    if projection is None:
+        raise ValueError(f"{who}: got a condition but was built without num_embeddings")
+    return out + projection(h, cond)

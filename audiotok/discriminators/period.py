@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiotok.discriminators.base import ClassProjection, DiscriminatorOutput, as_batch, wn_conv2d
+from audiotok.discriminators.base import ClassProjection, DiscriminatorOutput, as_batch, conditioned, wn_conv2d
 
 _WIDTHS = (32, 128, 512, 1024, 1024)
 
@@ -48,11 +48,7 @@ class PeriodDiscriminator(nn.Module):
             h = F.leaky_relu(conv(h), self.lrelu_slope)
             if i > 0:
                 fmaps.append(h)
-        out = self.conv_post(h)
-        if cond is not None:
-            if self.projection is None:
-                raise ValueError("PeriodDiscriminator: got a condition but was built without num_embeddings")
-            out = out + self.projection(h, cond)
+        out = conditioned(self.conv_post(h), h, cond, self.projection, "PeriodDiscriminator")
         fmaps.append(out)
         return out.flatten(1), fmaps
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiotok.discriminators.base import ClassProjection, DiscriminatorOutput, as_batch, wn_conv2d
+from audiotok.discriminators.base import ClassProjection, DiscriminatorOutput, as_batch, conditioned, wn_conv2d
 
 WAVTOKENIZER_RESOLUTIONS = ((1024, 256, 1024), (2048, 512, 2048), (512, 128, 512))
 
@@ -53,11 +53,7 @@ class ResolutionDiscriminator(nn.Module):
         for conv in self.convs:
             h = F.leaky_relu(conv(h), self.lrelu_slope)
             fmaps.append(h)
-        out = self.conv_post(h)
-        if cond is not None:
-            if self.projection is None:
-                raise ValueError("ResolutionDiscriminator: got a condition but was built without num_embeddings")
-            out = out + self.projection(h, cond)
+        out = conditioned(self.conv_post(h), h, cond, self.projection, "ResolutionDiscriminator")
         fmaps.append(out)
         return out.flatten(1), fmaps
 
