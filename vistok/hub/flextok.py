@@ -62,17 +62,21 @@ def _safetensors_metadata(path: Path) -> Dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def read_official(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any], str]:
-    """``(state_dict, config, where)`` from a Hub-mixin directory, a directory's ``model.safetensors``,
-    or a single ``.safetensors`` file (config from its metadata, else from ``config.json`` beside it)."""
-    path = Path(path)
-    if path.is_dir():
-        weights = next((path / n for n in ("model.safetensors", "diffusion_pytorch_model.safetensors")
-                        if (path / n).is_file()), None)
-        if weights is None:
-            raise FileNotFoundError(f"{path}: no model.safetensors or diffusion_pytorch_model.safetensors")
-        path = weights
-    state = read_state_dict(path)
+def _weights_file(path: Path) -> Path:
+    """The weights inside a Hub-mixin or diffusers directory, or ``path`` itself."""
+    if not path.is_dir():
+        return path
+    weights = next((path / n for n in ("model.safetensors", "diffusion_pytorch_model.safetensors")
+                    if (path / n).is_file()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{path}: no model.safetensors or diffusion_pytorch_model.safetensors")
+    return weights
+
+
+def read_official_config(path: Union[str, Path]) -> Tuple[Dict[str, Any], str]:
+    """``(config, where)`` of an official checkpoint without reading its tensors: the safetensors
+    metadata, else ``config.json`` beside the weights ({} when neither holds one)."""
+    path = _weights_file(Path(path))
     config: Dict[str, Any] = {}
     if path.suffix == ".safetensors":
         config = {k: v for k, v in parse_metadata(_safetensors_metadata(path)).items() if k != "format"}
@@ -83,7 +87,14 @@ def read_official(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Dict
             config = json.loads((path.parent / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise OfficialConfigError(f"{where}: cannot read the config ({err})") from None
-    return state, config, where
+    return config, where
+
+
+def read_official(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any], str]:
+    """``(state_dict, config, where)`` from a Hub-mixin directory, a directory's ``model.safetensors``,
+    or a single ``.safetensors`` file (config from its metadata, else from ``config.json`` beside it)."""
+    config, where = read_official_config(path)
+    return read_state_dict(_weights_file(Path(path))), config, where
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +257,7 @@ def config_from_checkpoint(path: Union[str, Path], family: str,
     agree with, and the source of values, such as the VAE latent scaling factor, that only the
     checkpoint's config holds. ``vae_overrides``: VAE architecture fields a FlexTok tree does not
     state (the release builds its VAE from a fixed base)."""
-    _, config, where = read_official(path)
+    config, where = read_official_config(path)
     if not config:
         return None
     if family == "flextok_vae":
