@@ -70,11 +70,9 @@ def _rate(sample_rate: int) -> int:
 
 def resample(x: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
     """soxr (HQ) resampling of ``(B, T)`` float64 rows; identity when the rates match."""
-    if sample_rate == target:
-        return x
-    import soxr
+    from audiotok.data import _resample
 
-    return np.stack([soxr.resample(row, sample_rate, target, quality="HQ") for row in x])
+    return x if sample_rate == target else np.stack([_resample(row, sample_rate, target) for row in x])
 
 
 def pesq_wb(ref: Audio, est: Audio, sample_rate: int, on_error: str = "raise") -> List[float]:

@@ -2,7 +2,7 @@
 checkpoint them together."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Dict, Iterable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -30,11 +30,15 @@ class DiscriminatorSet(nn.ModuleDict):
         return {name: self[name](x, cond) for name in names}
 
 
-def wavtokenizer_discriminators(num_embeddings: Optional[int] = 4) -> DiscriminatorSet:
-    """The three discriminators WavTokenizer trains, as ``mpd``, ``mrd`` and ``dac`` (84.2 M parameters
-    with the default 4 class embeddings; ``None`` builds unconditional MPD/MRD)."""
-    return DiscriminatorSet({
-        "mpd": MultiPeriodDiscriminator(num_embeddings=num_embeddings),
-        "mrd": MultiResolutionDiscriminator(num_embeddings=num_embeddings),
-        "dac": DACDiscriminator(),
-    })
+WAVTOKENIZER_DISCRIMINATORS = ("mpd", "mrd", "dac")
+
+
+def wavtokenizer_discriminators(num_embeddings: Optional[int] = 4,
+                                names: Sequence[str] = WAVTOKENIZER_DISCRIMINATORS) -> DiscriminatorSet:
+    """The discriminators WavTokenizer trains, as ``mpd``, ``mrd`` and ``dac`` (84.2 M parameters for
+    all three with the default 4 class embeddings; ``None`` builds unconditional MPD/MRD); ``names``
+    builds only those, in the order given."""
+    build = {"mpd": lambda: MultiPeriodDiscriminator(num_embeddings=num_embeddings),
+             "mrd": lambda: MultiResolutionDiscriminator(num_embeddings=num_embeddings),
+             "dac": DACDiscriminator}
+    return DiscriminatorSet({n: build[n]() for n in names})

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from vistok.commands.codec import _autocast, _batches  # the image commands' batching and autocast
 
 
 def _load(args):
@@ -20,24 +21,11 @@ def _load(args):
     return model, device
 
 
-def _autocast(device: str, precision: str):
-    import torch
-
-    if precision == "fp32" or not device.startswith("cuda"):
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 def _read_all(paths: List[str], model) -> list:
     """Every file, read and checked before any model work (a bad file fails the whole command)."""
     from audiotok.io import read_clip
 
     return [read_clip(p, model.sample_rate, min_samples=model.hop_length) for p in paths]
-
-
-def _batches(n: int, size: int):
-    for start in range(0, n, max(1, size)):
-        yield slice(start, min(n, start + size))
 
 
 def _encode_clips(model, clips, device: str, args):

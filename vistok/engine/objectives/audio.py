@@ -3,7 +3,7 @@ the quantizer's commitment loss, and the multi-period / multi-resolution / DAC d
 their hinge or LSGAN and feature-matching terms (:class:`audiotok.losses.AudioAdversarial`)."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ class AudioObjective(Objective):
     (one multiplier on all their terms, whose relative weights are the published ones)."""
 
     def __init__(self, recipe, device):
-        from audiotok.discriminators.collection import wavtokenizer_discriminators
+        from audiotok.discriminators.collection import WAVTOKENIZER_DISCRIMINATORS, wavtokenizer_discriminators
         from audiotok.losses import AudioAdversarial, MelReconstructionLoss, MultiResolutionSTFTLoss, wavtokenizer_terms
 
         self.cfg = cfg = recipe.loss
@@ -40,14 +40,12 @@ class AudioObjective(Objective):
         self.adversarial = None
         adv = cfg.adversarial
         if adv.weight > 0:
-            everything = wavtokenizer_discriminators(num_embeddings=audio.discriminator_conditions or None)
             names = list(audio.discriminators)
-            unknown = sorted(set(names) - set(everything.keys()))
+            unknown = sorted(set(names) - set(WAVTOKENIZER_DISCRIMINATORS))
             if unknown:
-                raise ValueError(f"loss.audio.discriminators: unknown {unknown}; choose from {list(everything.keys())}")
-            from audiotok.discriminators.collection import DiscriminatorSet
-
-            discs = DiscriminatorSet({n: everything[n] for n in names})
+                raise ValueError(f"loss.audio.discriminators: unknown {unknown}; "
+                                 f"choose from {list(WAVTOKENIZER_DISCRIMINATORS)}")
+            discs = wavtokenizer_discriminators(num_embeddings=audio.discriminator_conditions or None, names=names)
             terms = {n: t for n, t in wavtokenizer_terms(audio.mrd_weight).items() if n in names}
             self.adversarial = AudioAdversarial(discs, terms, dac_mode=audio.dac_mode).to(device)
             self.discriminator = self.adversarial.discriminators
@@ -76,7 +74,7 @@ class AudioObjective(Objective):
             total = total + cfg.audio.mrstft_weight * stft
         stats: Dict[str, float] = {f"stats/{k}": v for k, v in out.stats.items()}
         self._cond = _condition(out) if self.adversarial is not None else None
-        if self.adversarial is not None and step >= self.discriminator_start:
+        if self.discriminator_active(step):
             g_loss, g_stats = self.adversarial.generator_loss(x.float(), recon, self._cond)
             total = total + self.weight * g_loss
             terms["loss/generator"] = g_loss
@@ -87,6 +85,3 @@ class AudioObjective(Objective):
     def discriminator_loss(self, x, recon, step) -> Tuple[torch.Tensor, Dict]:
         loss, stats = self.adversarial.discriminator_loss(_mono(x).float(), recon.float(), self._cond)
         return self.weight * loss, {"loss/discriminator": loss, **stats}
-
-    def checkpoint_objects(self) -> List[object]:
-        return []

@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vistok.models.flextok.blocks import fp32_norm
+
 
 class ParameterFreeNorm(nn.Module):
-    """LayerNorm without affine parameters, computed in fp32."""
+    """:func:`fp32_norm` as a module, holding the release's ``MLPHead`` norm slot (index 0)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.float(), (x.shape[-1],)).type_as(x)
+        return fp32_norm(x)
 
 
 class RepaHead(nn.Module):

@@ -185,18 +185,9 @@ class ARGenerator(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: Union[str, Path], device: str = "cpu") -> "ARGenerator":
         """Load a directory written by :meth:`save_pretrained` (in eval mode on ``device``)."""
-        from vistok.hub.checkpoint_io import read_state_dict
-        from vistok.hub.convert import load_strict
-        from vistok.hub.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
+        from vistok.hub.pretrained import CONFIG_NAME, load_pretrained_dir  # the zoo layer sits above the models
 
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory}: missing {name} (expected a generator saved with "
-                                        "save_pretrained)")
-        record = read_config(directory / CONFIG_NAME)
-        if record["family"] != cls.family:
-            raise ValueError(f"{directory / CONFIG_NAME}: holds a {record['family']!r} model, not a generator")
-        model = cls(record["config"])
-        load_strict(model, read_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
-        return model.to(device).eval()
+        model = load_pretrained_dir(directory, device)
+        if not isinstance(model, cls):
+            raise ValueError(f"{Path(directory) / CONFIG_NAME}: holds a {model.family!r} model, not a generator")
+        return model
