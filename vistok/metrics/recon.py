@@ -99,8 +99,11 @@ def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception
             clean = runner.encode(x)
             if usage is not None:
                 usage.update(clean.cpu())
-            perturbed = {point: runner.encode_perturbed(x, indices, point[0], point[1], seed, ks)
-                         for point in perturbations}
+            perturbed = {}
+            if perturbations:
+                z, quantized = runner.quantizer_input(x)
+                perturbed = {point: runner.perturbed_ids(z, quantized, indices, point[0], point[1], seed, ks)
+                             for point in perturbations}
             for name, point, k in variants:
                 ids = clean
                 if point is not None:

@@ -110,22 +110,27 @@ class TokenizerRunner:
             return self.model.decode(tokens, **options).float()
 
     @torch.inference_mode()
-    def encode_perturbed(self, images: torch.Tensor, indices: torch.Tensor, alpha: float, delta: int, seed: int,
-                         prefixes: Sequence[Optional[int]] = (None,)
-                         ) -> Tuple[torch.Tensor, Dict[Optional[int], torch.Tensor]]:
-        """Token ids with every image perturbed (beta = 1), and for each prefix length k in
-        ``prefixes`` (None: all tokens) the fraction of each image's first k tokens that changed.
-        ``indices`` are the images' positions in the evaluation set."""
+    def quantizer_input(self, images: torch.Tensor):
+        """``(z, clean)``: the latent the quantizer sees and its clean output, computed once per
+        batch and shared by every perturbation point (:meth:`perturbed_ids`)."""
         family = getattr(self.model, "family", "")
         if family not in _LATENTS or not self.is_discrete:
             raise ValueError(f"pFID needs a discrete tokenizer whose quantizer input is known; "
                              f"{type(self.model).__name__} ({family!r}) is not one of {sorted(_LATENTS)}")
-        to_latent, to_ids = _LATENTS[family]
+        with self.autocast():
+            z = _LATENTS[family][0](self.model, images.to(self.device, non_blocking=True))
+        return z, self.model.quantize(z)
+
+    @torch.inference_mode()
+    def perturbed_ids(self, z: torch.Tensor, clean, indices: torch.Tensor, alpha: float, delta: int, seed: int,
+                      prefixes: Sequence[Optional[int]] = (None,)
+                      ) -> Tuple[torch.Tensor, Dict[Optional[int], torch.Tensor]]:
+        """Token ids with every image perturbed (beta = 1), and for each prefix length k in
+        ``prefixes`` (None: all tokens) the fraction of each image's first k tokens that changed.
+        ``z``, ``clean`` come from :meth:`quantizer_input`; ``indices`` are the images' positions in
+        the evaluation set."""
         quantizer = self.model.quantize
         perturb = LatentPerturbation(alpha=alpha, beta=1.0, delta=delta, batch_selection="first")
-        with self.autocast():
-            z = to_latent(self.model, images.to(self.device, non_blocking=True))
-        clean = quantizer(z)
         ids = clean.indices.clone()
         for row, index in enumerate(indices.tolist()):
             one = type(clean)(clean.z_q[row : row + 1], clean.indices[row : row + 1], clean.loss, clean.stats)
@@ -135,4 +140,4 @@ class TokenizerRunner:
         changed = (ids != clean.indices) & valid
         fractions = {k: (changed[:, :k].flatten(1).sum(1) / valid[:, :k].flatten(1).sum(1).clamp_min(1))
                      .double().cpu() for k in prefixes}
-        return to_ids(ids), fractions
+        return _LATENTS[self.model.family][1](ids), fractions
