@@ -32,8 +32,9 @@ class Reference:
     features: Optional[torch.Tensor] = field(default=None, repr=False)
 
 
-def load_npz(path: Union[str, Path]) -> Reference:
-    """``mu``/``sigma`` (and ``features``, ``count`` when present) of an ADM or tokzoo ``.npz``."""
+def load_npz(path: Union[str, Path], digest: bool = True) -> Reference:
+    """``mu``/``sigma`` (and ``features``, ``count`` when present) of an ADM or tokzoo ``.npz``;
+    ``digest`` records the file's sha256 in the description (a full read of the file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: reference statistics file not found")
@@ -50,7 +51,9 @@ def load_npz(path: Union[str, Path]) -> Reference:
         stats = FeatureStats(data["mu"], data["sigma"], count)
         features = torch.from_numpy(data["features"]) if "features" in data.files else None
         protocol = json.loads(str(data["protocol"])) if "protocol" in data.files else None
-    description = {"source": "npz", "path": str(path), "sha256": sha256_of(path), "count": count or None}
+    description = {"source": "npz", "path": str(path), "count": count or None}
+    if digest:
+        description["sha256"] = sha256_of(path)
     if protocol:
         description["protocol"] = protocol
     return Reference(stats, description, features)
@@ -91,7 +94,7 @@ def cached(key: str, need_features: bool) -> Optional[Reference]:
     path = cache_path(key)
     if not path.is_file():
         return None
-    ref = load_npz(path)
+    ref = load_npz(path, digest=False)  # the description is replaced below: no need to hash the file
     if need_features and ref.features is None:
         return None
     ref.description = {**ref.description.get("protocol", {}), "source": "cache", "cache_file": str(path)}
