@@ -223,7 +223,9 @@ class WavTokenizer(Tokenizer):
 
     def token_lengths(self, ids: torch.Tensor) -> torch.Tensor:
         """Valid tokens per item: trailing ``PAD_ID`` positions (of the first level) are padding."""
-        ids = self._check_ids(ids)
+        return self._lengths(self._check_ids(ids))
+
+    def _lengths(self, ids: torch.Tensor) -> torch.Tensor:
         first = ids[:, 0] if self.multi_level else ids
         valid = first >= 0
         lengths = valid.sum(-1)
@@ -233,7 +235,9 @@ class WavTokenizer(Tokenizer):
 
     def ids_to_latent(self, ids: torch.Tensor) -> torch.Tensor:
         """ids -> the quantized latent ``(B, dim, L)`` the decoder reads."""
-        ids = self._check_ids(ids)
+        return self._latent(self._check_ids(ids))
+
+    def _latent(self, ids: torch.Tensor) -> torch.Tensor:
         if self.multi_level:
             latent = self.quantizer.decode_indices(ids.transpose(1, 2))
         else:
@@ -252,30 +256,37 @@ class WavTokenizer(Tokenizer):
         ``chunk_size``: decode in windows of that many tokens (see :meth:`decode_stream`).
         """
         ids = self._check_ids(ids)
-        lengths = self.token_lengths(ids)
+        lengths = self._lengths(ids)
         if bool((lengths == ids.shape[-1]).all()):
-            if chunk_size is None:
-                return self.decode_latent(self.ids_to_latent(ids))
-            return torch.cat(list(self.decode_stream(ids, chunk_size, context)), dim=-1)
+            return self._decode_full(ids, chunk_size, context)
         hop = self.hop_length
         out = torch.zeros(ids.shape[0], ids.shape[-1] * hop, device=ids.device)
         for i, n in enumerate(lengths.tolist()):
             if n:
-                out[i, : n * hop] = self.decode(ids[i: i + 1, ..., :n], chunk_size, context)[0]
+                out[i, : n * hop] = self._decode_full(ids[i: i + 1, ..., :n], chunk_size, context)[0]
         return out
+
+    def _decode_full(self, ids: torch.Tensor, chunk_size: Optional[int], context: int) -> torch.Tensor:
+        """Checked ids without padding -> waveform."""
+        if chunk_size is None:
+            return self.decode_latent(self._latent(ids))
+        return torch.cat(list(self._stream(ids, chunk_size, context)), dim=-1)
 
     def decode_stream(self, ids: torch.Tensor, chunk_size: int, context: int = 8) -> Iterator[torch.Tensor]:
         """Yield the waveform of ``chunk_size`` tokens at a time, each decoded with up to
         ``context`` tokens on either side; the pieces concatenate to ``L * hop`` samples. Memory is
         bounded by the window, but the decoder's global attention then sees only the window, so
         the result approximates :meth:`decode` (identical when ``chunk_size >= L``)."""
+        return self._stream(self._check_ids(ids), chunk_size, context)
+
+    def _stream(self, ids: torch.Tensor, chunk_size: int, context: int) -> Iterator[torch.Tensor]:
         if chunk_size < 1 or context < 0:
             raise ValueError(f"chunk_size must be >= 1 and context >= 0, got {chunk_size}, {context}")
         hop, total = self.hop_length, ids.shape[-1]
         for start in range(0, total, chunk_size):
             end = min(total, start + chunk_size)
             lo, hi = max(0, start - context), min(total, end + context)
-            wav = self.decode_latent(self.ids_to_latent(ids[..., lo:hi]))
+            wav = self.decode_latent(self._latent(ids[..., lo:hi]))
             yield wav[:, (start - lo) * hop: (end - lo) * hop]
 
     def forward(self, wav: torch.Tensor, sample_rate: Optional[int] = None,
