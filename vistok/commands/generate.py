@@ -91,37 +91,33 @@ def _generate(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from vistok.commands.codec import _autocast
-    from vistok.data.images import save_image, to_uint8
-    from vistok.data.seeding import make_generator
+    from vistok.data.images import save_image
     from vistok.hub.loading import load_tokenizer
-    from vistok.models.generator import ARGenerator, check_pair, sample_images
+    from vistok.metrics.generator_samples import GeneratorSource
+    from vistok.models.generator import ARGenerator
 
     if args.num_per_class < 1 or args.batch_size < 1:
         raise ValueError("--num-per-class and --batch-size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.tokenizer, device=device)
-    check_pair(generator, tokenizer)
     classes = parse_classes(args.classes, generator.config.num_classes)
     labels = [c for c in classes for _ in range(args.num_per_class)]
     settings = sampling_settings(args)
+    # The same source gFID samples on the fly from: identical images for identical settings.
+    source = GeneratorSource(generator, tokenizer, labels, args.seed, settings, args.precision)
     out = Path(args.output)
     to_npz = out.suffix == ".npz"
     writer = NpzImageWriter(out, len(labels), labels) if to_npz else None
     try:
-        with torch.inference_mode(), _autocast(device, args.precision):
-            for lo in tqdm(range(0, len(labels), args.batch_size), desc="generate", unit="batch",
-                           disable=not sys.stderr.isatty()):
-                hi = min(len(labels), lo + args.batch_size)
-                streams = [make_generator(args.seed, "sample", i) for i in range(lo, hi)]
-                batch = torch.tensor(labels[lo:hi])
-                images = sample_images(generator, tokenizer, batch, streams, **settings).cpu()
-                if writer is not None:
-                    writer.write(to_uint8(images).permute(0, 2, 3, 1).numpy())
-                else:
-                    for i, image in zip(range(lo, hi), images):
-                        save_image(image, out / f"{labels[i]:04d}" / f"{i:06d}.png")
+        batches = source.batches(0, len(labels), args.batch_size)
+        for indices, images in tqdm(batches, total=-(-len(labels) // args.batch_size), desc="generate",
+                                    unit="batch", disable=not sys.stderr.isatty()):
+            if writer is not None:
+                writer.write(images.permute(0, 2, 3, 1).numpy())
+            else:
+                for i, image in zip(indices.tolist(), images):
+                    save_image(image.float() / 255, out / f"{labels[i]:04d}" / f"{i:06d}.png")
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -130,7 +126,7 @@ def _generate(args) -> int:
         writer.close()
     record = {"generator": str(args.generator), "tokenizer": args.tokenizer, "classes": classes,
               "num_per_class": args.num_per_class, "count": len(labels), "seed": args.seed,
-              "precision": args.precision if device.startswith("cuda") else "fp32", **settings}
+              "precision": source.precision_used, **settings}
     sidecar = out.with_suffix(".json") if to_npz else out / "samples.json"
     sidecar.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{out}: {len(labels)} samples ({len(classes)} classes x {args.num_per_class}); settings in {sidecar}")
