@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig  # noqa: E402
-from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
+from bench_common import cpu_name, timed as timed_once  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 SPEECH_DIRS = [REPO.parent / "shared/corpus/audio/speech/val", REPO / "tests/assets/audio"]
 
@@ -79,15 +79,7 @@ def build(rate: int, device: str) -> WavTokenizer:
 def timed(fn, warmup: int, iters: int, device: str) -> dict:
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(iters):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = [timed_once(fn, device) for _ in range(iters)]
     return dict(best=min(times), median=statistics.median(times))
 
 

@@ -14,3 +14,22 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "CPU"
+
+
+def sync(device) -> None:
+    """Wait for queued CUDA work (``device``: a torch.device or a string such as "cuda:0")."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device) -> float:
+    """Wall seconds of one ``fn()``, with the device synchronised before and after."""
+    import time
+
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start

@@ -25,7 +25,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vistok.data.images import save_image  # noqa: E402
 from vistok.demo import load_samples  # noqa: E402
-from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
+from bench_common import cpu_name, timed  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 
 def tiny_titok(size: int):
@@ -55,19 +54,6 @@ def write_images(folder: Path, count: int, size: int) -> None:
         y, x = torch.randint(0, size // 4 + 1, (2,), generator=gen).tolist()
         crop = photos[k % len(photos), :, y : y + size, x : x + size]
         save_image(crop.flip(-1) if (k // len(photos)) % 2 else crop, folder / f"img{k:04d}.png")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
 
 
 

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_flextok as parity  # noqa: E402  (the official config and builder, shared with the parity script)
-from bench_common import cpu_name  # noqa: E402  (eval/ is on sys.path when a script here runs)
+from bench_common import cpu_name, timed  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 SIZES = {  # name: (label, official_config kwargs, default batch)
     "small": ("small CPU config (384 wide, 6+6 blocks; not released)",
@@ -47,19 +47,6 @@ SIZES = {  # name: (label, official_config kwargs, default batch)
 KS = [1, 16, 256]
 STEPS = [8, 25]
 GUIDANCE, APG = 7.5, True
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def build_pair(size: str, tree: Optional[Path]):
