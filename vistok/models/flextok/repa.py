@@ -83,10 +83,11 @@ class RepaTeacher:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         device = images.device
-        if next(self.model.parameters()).device != device:
+        if self.mean.device != device:  # moved once, with the model, on first use
             self.model.to(device)
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
         x = F.interpolate(images.float(), size=(self.input_size, self.input_size), mode="bicubic", align_corners=False)
-        x = (x - self.mean.to(device)) / self.std.to(device)
+        x = (x - self.mean) / self.std
         out = self.model.forward_features(x)
         if out.dim() == 4:  # a convolutional backbone: already a grid
             return out.float()
