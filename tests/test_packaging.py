@@ -10,6 +10,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _borrow_dependencies(python: Path) -> None:
+    """Let the new venv import this interpreter's installed packages (torch & co.), whether this
+    interpreter is itself in a venv or not. ``system_site_packages`` would give the *base*
+    interpreter's packages instead, which inside a venv are not the ones installed. Plain path lines
+    in a .pth file: the borrowed folders' own .pth files (the editable tokzoo install among them)
+    are not run, so the wheel's copy is the only tokzoo the new venv sees."""
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "_borrowed_site_packages.pth").write_text("\n".join(ours) + "\n")
+
+
 @pytest.mark.slow
 def test_wheel_ships_the_zoo_catalogue(tmp_path):
     dist = tmp_path / "dist"
@@ -17,8 +29,9 @@ def test_wheel_ships_the_zoo_catalogue(tmp_path):
                     "-w", str(dist), str(REPO)], check=True, capture_output=True, cwd=tmp_path)
     wheel = next(dist.glob("tokzoo-*.whl"))
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    _borrow_dependencies(python)
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                     str(wheel)], check=True, capture_output=True)
     where = subprocess.run([str(python), "-c", "import vistok.hub.catalogue as c; print(c.card_dirs()[-1])"],
