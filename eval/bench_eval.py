@@ -33,7 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vistok.data.images import save_image  # noqa: E402
-from vistok.demo import load_samples  # noqa: E402
+from vistok.data.bundled import load_samples  # noqa: E402
 from bench_common import cpu_name, timed  # noqa: E402  (eval/ is on sys.path when a script here runs)
 
 

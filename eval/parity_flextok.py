@@ -404,7 +404,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tree = args.official_tree.resolve()
     if not (tree / "flextok" / "flextok_wrapper.py").is_file():
         parser.error(f"{tree}: not an apple/ml-flextok tree (no flextok/flextok_wrapper.py)")
-    from vistok.demo import load_samples
+    from vistok.data.bundled import load_samples
 
     report = Report()
     start = time.time()

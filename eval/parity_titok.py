@@ -6,7 +6,7 @@ an official config with seeded random weights (its own init, see "Weights" below
 ``state_dict()`` is converted and loaded *strictly* into tokzoo's model
 (:func:`vistok.hub.titok.load_titok_state_dict` with :func:`vistok.hub.titok.config_from_official`,
 or :func:`vistok.hub.maskgit.load_maskgit_state_dict`); both run in eval mode, fp32, on the four
-bundled real photos (``vistok.demo.load_samples()``, 256x256 in [0, 1]). Checked per case:
+bundled real photos (``vistok.data.bundled.load_samples()``, 256x256 in [0, 1]). Checked per case:
 
 - token ids identical (exact), VQ cases;
 - pre-quantization latents (encoder output; for the KL variants also the posterior mean);
@@ -469,7 +469,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "parity_titok")
     args = parser.parse_args(argv)
 
-    from vistok.demo import load_samples
+    from vistok.data.bundled import load_samples
 
     device = torch.device(args.device)
     if device.type == "cuda":  # fp32 parity: no TF32 matmuls

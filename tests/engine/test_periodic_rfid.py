@@ -43,7 +43,7 @@ class Darken(Identity):
 @pytest.fixture(scope="module")
 def val_folder(tmp_path_factory):
     """80 distinct 32 px images (more than the fake Inception's 64 feature dimensions)."""
-    from vistok.demo import load_samples
+    from vistok.data.bundled import load_samples
 
     folder = tmp_path_factory.mktemp("val")
     photos = nn.functional.interpolate(load_samples(), size=(96, 96), mode="area")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vistok.data.images import save_image
-from vistok.demo import load_samples
+from vistok.data.bundled import load_samples
 
 pytest.importorskip("torch_fidelity")
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tests.helpers import titok_reference as ref
-from vistok.demo import load_samples
+from vistok.data.bundled import load_samples
 from vistok.hub.convert import CheckpointMismatch
 from vistok.hub.titok import config_from_official, convert_titok_state_dict, load_titok_state_dict
 from vistok.models.titok import TiTok, TiTokConfig

@@ -1,5 +1,5 @@
-"""``report/report.md`` of ``eval/codec.py``: the protocol, the means and a per-file table with links
-to each file's spectrogram, its reconstruction and the original audio."""
+"""``report/report.md`` of a codec evaluation (:mod:`audiotok.evaluation`): the protocol, the means
+and a per-file table with links to each file's spectrogram, its reconstruction and the original audio."""
 from __future__ import annotations
 
 import os
