@@ -18,7 +18,7 @@ $(DEPS_STAMP): setup.cfg setup.py
 	@mkdir -p .build && rm -f .build/deps-*.stamp && touch $@
 
 demo: deps
-	$(PYTHON) -m vistok.demo --out outputs/demo
+	$(PYTHON) -m tokzoo.demo --out outputs/demo
 
 test: deps
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -3,5 +3,6 @@
 ``vistok.zoo_cards``, a directory mapping setup.cfg cannot express next to ``find:``."""
 from setuptools import find_packages, setup
 
-packages = find_packages(include=["vistok", "vistok.*", "audiotok", "audiotok.*"]) + ["vistok.zoo_cards"]
+packages = find_packages(include=["vistok", "vistok.*", "audiotok", "audiotok.*", "tokzoo", "tokzoo.*"])
+packages += ["vistok.zoo_cards"]
 setup(packages=packages, package_dir={"vistok.zoo_cards": "zoo"})

@@ -29,37 +29,46 @@ def _check_keys(where: str, data: Mapping[str, Any], required: tuple, optional: 
 
 @dataclass(frozen=True)
 class Source:
-    """Where the checkpoint file lives: a Hugging Face repo file, or a plain HTTPS URL."""
+    """Where the checkpoint file lives: a Hugging Face repo file, a plain HTTPS URL, or a file shipped
+    inside an installed Python package (``package: "vistok:assets/weights/x.safetensors"``)."""
 
     repo: Optional[str] = None
     filename: Optional[str] = None
     revision: str = "main"
     url: Optional[str] = None
+    package: Optional[str] = None
     sha256: Optional[str] = None
 
     @property
     def kind(self) -> str:
-        return "hf" if self.repo else "url"
+        return "hf" if self.repo else "package" if self.package else "url"
 
     def describe(self) -> str:
         if self.kind == "hf":
             return f"hf://{self.repo}/{self.filename}@{self.revision}"
+        if self.kind == "package":
+            return f"package://{self.package}"
         return str(self.url)
 
     @classmethod
     def from_dict(cls, where: str, data: Mapping[str, Any]) -> "Source":
         if not isinstance(data, Mapping):
             raise CardError(f"{where}: 'source' must be a mapping")
-        _check_keys(f"{where}: source", data, (), ("repo", "filename", "revision", "url", "sha256"))
-        if bool(data.get("repo")) == bool(data.get("url")):
-            raise CardError(f"{where}: source needs exactly one of 'repo' (+ 'filename') or 'url'")
+        _check_keys(f"{where}: source", data, (), ("repo", "filename", "revision", "url", "package", "sha256"))
+        if sum(bool(data.get(k)) for k in ("repo", "url", "package")) != 1:
+            raise CardError(f"{where}: source needs exactly one of 'repo' (+ 'filename'), 'url' or 'package'")
         if data.get("repo") and not data.get("filename"):
             raise CardError(f"{where}: source.repo needs source.filename")
+        package = data.get("package")
+        if package and (str(package).count(":") != 1 or not all(str(package).split(":"))):
+            raise CardError(f"{where}: source.package must be 'import.package:relative/path', got {package!r}")
+        if package and not data.get("sha256"):
+            raise CardError(f"{where}: a packaged source must pin its sha256")
         sha = data.get("sha256")
         if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha))):
             raise CardError(f"{where}: source.sha256 must be 64 lowercase hex digits, got {sha!r}")
         return cls(repo=data.get("repo"), filename=data.get("filename"), revision=str(data.get("revision") or "main"),
-                   url=data.get("url"), sha256=sha)
+                   url=data.get("url"), package=package, sha256=sha)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class ZooCard:
     reported: Dict[str, Any] = field(default_factory=dict)
     links: Dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    training: Dict[str, Any] = field(default_factory=dict)  # models trained here: recipe, commit, data, hardware
+    measured: Dict[str, Any] = field(default_factory=dict)  # numbers measured here, each block with its protocol
     path: Optional[Path] = None
 
     @classmethod
@@ -89,7 +100,7 @@ class ZooCard:
         if not isinstance(data, Mapping):
             raise CardError(f"{where}: a zoo card must be a YAML mapping")
         _check_keys(where, data, ("name", "family", "description", "source", "license", "config"),
-                    ("converter", "params_millions", "reported", "links", "notes"))
+                    ("converter", "params_millions", "reported", "links", "notes", "training", "measured"))
         converter = data.get("converter", "official")
         if converter not in CONVERTERS:
             raise CardError(f"{where}: converter must be one of {CONVERTERS}, got {converter!r}")
@@ -99,4 +110,5 @@ class ZooCard:
                    source=Source.from_dict(where, data["source"]), license=str(data["license"]),
                    config=dict(data["config"]), converter=converter, params_millions=data.get("params_millions"),
                    reported=dict(data.get("reported") or {}), links=dict(data.get("links") or {}),
-                   notes=str(data.get("notes") or "").strip(), path=Path(path))
+                   notes=str(data.get("notes") or "").strip(), training=dict(data.get("training") or {}),
+                   measured=dict(data.get("measured") or {}), path=Path(path))

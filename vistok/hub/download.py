@@ -67,13 +67,33 @@ def _verify(path: Path, expected: Optional[str], what: str, source: Source) -> s
 
 
 def fetch(source: Source, what: str, force: bool = False) -> tuple[Path, str]:
-    """Local path and sha256 of the checkpoint ``source`` names (downloading it if needed)."""
+    """Local path and sha256 of the checkpoint ``source`` names (downloading it if needed; a packaged
+    file is read where it is installed)."""
+    if source.kind == "package":
+        path = packaged_file(source, what)
+        return path, _verify(path, source.sha256, what, source)  # never removed: it is part of the install
     path = _fetch_hf(source, what, force) if source.kind == "hf" else _fetch_url(source, what, force)
     try:
         return path, _verify(path, source.sha256, what, source)
     except ChecksumError:
         _remove_cached(path)
         raise
+
+
+def packaged_file(source: Source, what: str) -> Path:
+    """The file a ``package:`` source names, inside its installed (or checked-out) import package."""
+    import importlib.util
+
+    module, _, relative = str(source.package).partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DownloadError(f"{what}: {source.describe()}: the package {module!r} is not installed")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relative
+        if path.is_file():
+            return path
+    raise DownloadError(f"{what}: {source.describe()}: no file {relative!r} in the installed {module!r} package "
+                        "(a wheel built without its package data?)")
 
 
 def fetch_sidecar(source: Source, filename: str, what: str, force: bool = False) -> Optional[Path]:
