@@ -327,6 +327,48 @@ def dsp_checks(report: Report) -> None:
                       torchaudio.functional.resample(x[:, :orig], orig, 24000), 1e-4)
 
 
+def discriminator_checks(report: Report, seed: int) -> None:
+    """The release's discriminators (``loss.adversarial.init``): the official MPD / MRD / DAC classes with
+    seeded random weights (a different draw per instance, embedding tables included), saved under the
+    Lightning .ckpt prefixes, converted by ``convert_wavtokenizer_discriminators`` and loaded strictly
+    into ``AudioAdversarial``; the same audio gives the same logits."""
+    from decoder.discriminator_dac import DACDiscriminator as OfficialDAC
+    from decoder.discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
+
+    from audiotok.losses import AudioAdversarial
+    from vistok.hub.convert import load_strict
+    from vistok.hub.wavtokenizer import convert_wavtokenizer_discriminators
+
+    torch.manual_seed(seed)
+    official = {"multiperioddisc": MultiPeriodDiscriminator(num_embeddings=4),
+                "multiresddisc": MultiResolutionDiscriminator(num_embeddings=4),
+                "dac": OfficialDAC(), "dacdiscriminator.discriminator": OfficialDAC()}
+    state = {}
+    for prefix, module in official.items():
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+    ours = AudioAdversarial()
+    load_strict(ours, convert_wavtokenizer_discriminators(state), "official discriminators")
+    wav = speech_batch(12000)[:2]
+    fake = wav.flip(-1)
+    cond = torch.tensor([2])
+    with torch.no_grad():
+        real_mpd, fake_mpd, _, _ = official["multiperioddisc"](y=wav, y_hat=fake, bandwidth_id=cond)
+        real_mrd, fake_mrd, _, _ = official["multiresddisc"](y=wav, y_hat=fake, bandwidth_id=cond)
+        for name, real, fake_ref in (("mpd", real_mpd, fake_mpd), ("mrd", real_mrd, fake_mrd)):
+            logits, _ = ours.discriminators[name](torch.cat([wav, fake]), cond)
+            for i, (r, f, o) in enumerate(zip(real, fake_ref, logits)):
+                report.tensor("discriminator", f"{name}[{i}] logits, real + fake", o, torch.cat([r, f]), 0.0)
+        for theirs, mine, label in ((official["dac"], ours.discriminators["dac"], "dac (optimised instance)"),
+                                    (official["dacdiscriminator.discriminator"], ours.published_dac,
+                                     "dac (fixed copy the losses use)")):
+            logits, _ = mine(wav)
+            for i, (ref, o) in enumerate(zip(theirs(wav[:, None]), logits)):
+                report.tensor("discriminator", f"{label}[{i}] logits", o, ref[-1].flatten(1), 0.0)
+
+
 def cases(tree: Path, quick: bool) -> List[Dict[str, Any]]:
     small = dict(name="small_cfg", dowmsamples=[4, 3], bins=64, dim=64, intermediate=96, layers=2, hop=12,
                  n_fft=48, samples=24000 * 2 + 7,
@@ -394,6 +436,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")  # the official code uses the deprecated torch weight_norm
     report = Report()
     dsp_checks(report)
+    discriminator_checks(report, args.seed)
     infos = [run_case(case, report, args.seed) for case in cases(tree, args.quick)]
     extra = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  torch=torch.__version__,

@@ -69,6 +69,7 @@ class Adversarial:
     num_layers: int = 3
     norm: str = "batch"  # patchgan only
     lr: Optional[float] = None  # None: optimizer.lr
+    init: Optional[str] = None  # a zoo name whose released checkpoint ships the discriminators to start from
 
 
 @dataclass

@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Mapping, Tuple
 import torch
 
 
-def _resolve(target: str) -> Any:
+def resolve(target: str) -> Any:
+    """The object a ``module:attribute`` string names (imported on use)."""
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -29,9 +30,12 @@ class Family:
     # checkpoint describes (read as data), completing the card's; "" keeps the card's config
     config_resolver: str = ""
     sidecars: Tuple[str, ...] = ()  # files beside the checkpoint in its Hugging Face repo that the resolver reads
+    # "module:function(official_state_dict) -> discriminator state dict" when released checkpoints ship
+    # the discriminators (fine-tuning with loss.adversarial.init); "" when they hold only the tokenizer
+    discriminator_converter: str = ""
 
     def model_class(self) -> type:
-        return _resolve(self.model)
+        return resolve(self.model)
 
     def build(self, config: Mapping[str, Any]):
         return self.model_class()(dict(config))
@@ -40,7 +44,7 @@ class Family:
         """The config to build with: the card's, completed from an official checkpoint's own config."""
         if converter != "official" or not self.config_resolver:
             return dict(card_config)
-        return _resolve(self.config_resolver)(card_config, checkpoint, self.name)
+        return resolve(self.config_resolver)(card_config, checkpoint, self.name)
 
     def convert(self, converter: str, state: Mapping[str, torch.Tensor], config: Any) -> Dict[str, torch.Tensor]:
         if converter == "tokzoo":
@@ -48,7 +52,7 @@ class Family:
         if not self.official_converter:
             raise ValueError(f"family {self.name!r} has no converter from an official checkpoint; "
                              "only tokzoo's own layout (converter: tokzoo) loads")
-        fn: Callable = _resolve(self.official_converter)
+        fn: Callable = resolve(self.official_converter)
         return fn(state, config)
 
 
@@ -63,7 +67,8 @@ FAMILIES: Dict[str, Family] = {
         Family("flextok_vae", "vistok.models.flextok:FlexTokVAE", "vistok.hub.flextok:convert_flextok_vae_state_dict",
                "vistok.hub.flextok:resolve_card_config", ("config.json",)),
         Family("wavtokenizer", "audiotok.models.wavtokenizer:WavTokenizer",
-               "vistok.hub.wavtokenizer:convert_wavtokenizer_state_dict"),
+               "vistok.hub.wavtokenizer:convert_wavtokenizer_state_dict",
+               discriminator_converter="vistok.hub.wavtokenizer:convert_wavtokenizer_discriminators"),
         # not a tokenizer: the class-conditional AR model over a tokenizer's ids (trained here only)
         Family("generator", "vistok.models.generator:ARGenerator", ""),
     ]

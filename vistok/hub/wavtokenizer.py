@@ -226,3 +226,31 @@ def config_from_official_yaml(data: Mapping[str, Any]):
     if int(head.get("hop_length", cfg.hop_length)) != cfg.hop_length:
         raise ValueError(f"head hop_length {head['hop_length']} differs from the encoder's hop {cfg.hop_length}")
     return cfg
+
+
+#: Lightning ``.ckpt`` discriminator prefixes -> :class:`audiotok.losses.AudioAdversarial` prefixes. ``dac.``
+#: is the instance the original optimizer held (it never received a gradient); ``dacdiscriminator.discriminator.``
+#: the one its losses used, a fixed random network: our ``published_dac`` (see ``docs`` of ``dac_mode``).
+DISCRIMINATOR_PREFIXES = (("multiperioddisc.", "discriminators.mpd."), ("multiresddisc.", "discriminators.mrd."),
+                          ("dacdiscriminator.discriminator.", "published_dac."), ("dac.", "discriminators.dac."))
+_LEGACY_NORM = (("weight_g", "parametrizations.weight.original0"), ("weight_v", "parametrizations.weight.original1"))
+
+
+def convert_wavtokenizer_discriminators(official: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The discriminators of a released Lightning ``.ckpt`` -> an ``AudioAdversarial`` state dict
+    (MPD, MRD, DAC and the fixed DAC copy of the published recipe). Raises ``ValueError`` when the
+    file holds none (the transformers-layout releases keep only the tokenizer)."""
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in official.items():
+        for theirs, ours in DISCRIMINATOR_PREFIXES:
+            if key.startswith(theirs):
+                rest = key[len(theirs):].replace(".emb.", ".projection.emb.")
+                for old, new in _LEGACY_NORM:
+                    if rest.endswith("." + old):
+                        rest = rest[: -len(old)] + new
+                out[ours + rest] = value
+                break
+    if not out:
+        raise ValueError("the checkpoint holds no discriminator weights (no multiperioddisc. / multiresddisc. / "
+                         "dac. keys): only the Lightning .ckpt releases ship them")
+    return out

@@ -22,6 +22,16 @@ def _condition(out) -> torch.Tensor:
     return torch.tensor([int(float(value))], device=out.recon.device)
 
 
+def _warm_start(adversarial: nn.Module, name: str) -> None:
+    """Load the discriminators a release ships (only those this recipe trains) strictly."""
+    from vistok.hub.convert import load_strict
+    from vistok.hub.discriminators import release_discriminator_state
+
+    wanted = set(adversarial.state_dict())
+    state = {k: v for k, v in release_discriminator_state(name).items() if k in wanted}
+    load_strict(adversarial, state, f"loss.adversarial.init {name}")
+
+
 class AudioObjective(Objective):
     """``loss.audio`` weights the spectral terms; ``loss.quantizer_weight`` the commitment loss
     (1000 in the published recipe); ``loss.adversarial.weight`` > 0 turns the discriminators on
@@ -47,7 +57,10 @@ class AudioObjective(Objective):
                                  f"choose from {list(WAVTOKENIZER_DISCRIMINATORS)}")
             discs = wavtokenizer_discriminators(num_embeddings=audio.discriminator_conditions or None, names=names)
             terms = {n: t for n, t in wavtokenizer_terms(audio.mrd_weight).items() if n in names}
-            self.adversarial = AudioAdversarial(discs, terms, dac_mode=audio.dac_mode).to(device)
+            self.adversarial = AudioAdversarial(discs, terms, dac_mode=audio.dac_mode)
+            if adv.init:
+                _warm_start(self.adversarial, adv.init)
+            self.adversarial = self.adversarial.to(device)
             self.discriminator = self.adversarial.discriminators
             self.discriminator_lr = adv.lr
             self.discriminator_start = adv.start_step

@@ -33,6 +33,11 @@ class ImageObjective(Objective):
         self.adversarial = None
         if adv.weight > 0:
             disc = build_discriminator(adv)
+            if adv.init:
+                from vistok.hub.convert import load_strict
+                from vistok.hub.discriminators import release_discriminator_state
+
+                load_strict(disc, release_discriminator_state(adv.init), f"loss.adversarial.init {adv.init}")
             self.adversarial = AdversarialLoss(disc, weight=adv.weight, start_step=adv.start_step, loss=adv.loss,
                                                lecam_weight=adv.lecam_weight, adaptive=adv.adaptive).to(device)
             self.discriminator = disc
