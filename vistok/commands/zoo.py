@@ -50,6 +50,9 @@ def _info(args) -> int:
     print("config:\n  " + yaml.safe_dump(card.config, sort_keys=False).strip().replace("\n", "\n  "))
     if card.reported:
         print("reported by the authors:\n  " + yaml.safe_dump(card.reported, sort_keys=False).strip().replace("\n", "\n  "))
+    for title, block in (("trained here", card.training), ("measured here", card.measured)):
+        if block:
+            print(f"{title}:\n  " + yaml.safe_dump(block, sort_keys=False).strip().replace("\n", "\n  "))
     for key, url in card.links.items():
         print(f"{key}: {url}")
     if card.notes:
@@ -92,6 +95,14 @@ def _convert(args) -> int:
     return 0
 
 
+def _table(args) -> int:
+    from vistok.hub.catalogue import list_cards
+    from vistok.hub.zoo_table import zoo_table
+
+    print(zoo_table(list_cards()))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     zoo = subparsers.add_parser("zoo", help="list, inspect and download published tokenizers")
     sub = zoo.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
@@ -110,3 +121,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="the official checkpoint file the card describes")
     p.add_argument("-o", "--output", help="also write a save_pretrained directory here")
     p.set_defaults(func=_convert)
+    p = sub.add_parser("table", help="print the README's zoo table (markdown, generated from the cards)")
+    p.set_defaults(func=_table)
