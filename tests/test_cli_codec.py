@@ -28,7 +28,8 @@ def test_encode_decode_matches_reconstruct(model_dir, tmp_path, capsys):
     assert main(["decode", str(ids_path), "--model", model_dir, "-o", str(tmp_path / "dec")]) == 0
     assert main(["reconstruct", *SAMPLES, "--model", model_dir, "-o", str(tmp_path / "rec")]) == 0
     out = capsys.readouterr().out
-    assert out.count("PSNR") == len(SAMPLES) + 1 and "mean PSNR" in out
+    assert out.count(" dB") == len(SAMPLES) + 1 and "mean PSNR" in out
+    assert "protocol: " in out and "precision=fp32" in out and "uint8 rounding" in out
     for i, sample in enumerate(SAMPLES):
         decoded = np.asarray(Image.open(tmp_path / "dec" / f"{i:06d}.png"))
         rebuilt = np.asarray(Image.open(tmp_path / "rec" / f"{Path(sample).stem}.png"))

@@ -23,7 +23,7 @@ def _section(title: str) -> str:
 
 def _blocks(text: str, language: str):
     """The fenced code blocks of ``text`` whose info string is ``language`` ("" for plain fences)."""
-    blocks, inside, keep = [], False, False
+    blocks, lines, inside, keep = [], [], False, False
     for line in text.splitlines():
         if line.startswith("```"):
             if inside and keep:

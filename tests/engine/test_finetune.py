@@ -5,7 +5,6 @@ without any says so."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -14,11 +14,11 @@ SPEECH_MODEL = "tokzoo-demo-wavtokenizer-speech"
 TOKEN_COUNTS = (8, 32, 128)
 
 NEXT_STEPS = (
-    "tokzoo zoo list                                                  # published tokenizers and their reported numbers",
-    "tokzoo zoo download titok-s128                                   # an official checkpoint (needs the network)",
-    "tokzoo reconstruct photo.jpg --model titok-s128 -o out/          # reconstruct with it",
-    "tokzoo train train/demo/tokzoo_demo_titok_64.yaml                # train from a recipe (the embedded image tokenizer's)",
-    "tokzoo train train/finetune/tokzoo_demo_titok_64_cpu.yaml        # fine-tune a zoo model",
+    "tokzoo zoo list                                            # published tokenizers, reported numbers",
+    "tokzoo zoo download titok-s128                             # an official checkpoint (needs the network)",
+    "tokzoo reconstruct photo.jpg --model titok-s128 -o out/    # reconstruct with it",
+    "tokzoo train train/demo/tokzoo_demo_titok_64.yaml          # train from a recipe (the embedded tokenizer's)",
+    "tokzoo train train/finetune/tokzoo_demo_titok_64_cpu.yaml  # fine-tune a zoo model",
     f"tokzoo eval pfid --model {IMAGE_MODEL} --data ../shared/corpus/images/val --out outputs/pfid   # pFID",
 )
 
@@ -29,7 +29,8 @@ def _default_data() -> Path:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokzoo.demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (index.html, results.json)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"),
+                        help="output folder (index.html, results.json)")
     parser.add_argument("--data", type=Path, default=None,
                         help="corpus folder with images/val (default: $TOKZOO_DATA, else ../shared/corpus); "
                              "without it the val-split measurements are skipped")

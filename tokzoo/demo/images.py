@@ -48,8 +48,8 @@ def reconstruct_samples(model, size: int, ks: Sequence[int], out_dir: Path, root
             x = image[None].float() / 255
             ids = model.encode(x)
             stem = dataset.paths[index].stem
-            save_image(x[0], out_dir / f"{stem}_original.png")
-            row: Dict[str, Any] = {"name": stem, "original": (out_dir / f"{stem}_original.png").relative_to(root).as_posix(),
+            original = save_image(x[0], out_dir / f"{stem}_original.png")
+            row: Dict[str, Any] = {"name": stem, "original": original.relative_to(root).as_posix(),
                                    "ids": ids[0].tolist(), "by_k": []}
             for k in ks:
                 recon = model.decode(ids[:, :k]).float().clamp(0, 1)

@@ -29,8 +29,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], left: int = 1) -> str:
     head = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_fmt(v)}</td>' for i, v in enumerate(row))
-                   + "</tr>" for row in rows)
+    cell = lambda i, v: f'<td class="{"l" if i < left else ""}">{_fmt(v)}</td>'  # noqa: E731
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -49,7 +49,8 @@ def _image_section(section: Dict[str, Any]) -> List[str]:
            "row decodes the first <i>k</i> ids of one encoding (k = " + ", ".join(map(str, section["ks"])) + ").</p>"]
     for row in section["samples"]:
         figures = [_figure(row["original"], "original")]
-        figures += [_figure(r["image"], f"k={r['k']}<br>{r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}") for r in row["by_k"]]
+        figures += [_figure(r["image"], f"k={r['k']}<br>{r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}")
+                    for r in row["by_k"]]
         ids = " ".join(map(str, row["ids"]))
         out += [f"<h3>{escape(row['name'])}</h3>", "".join(figures),
                 f"<details><summary>token ids ({len(row['ids'])})</summary><pre class=ids>{ids}</pre></details>"]
@@ -79,7 +80,8 @@ def _speech_section(section: Dict[str, Any]) -> List[str]:
     out = [f"<h2>Speech: <code>{escape(section['model'])}</code></h2>",
            f"<p>{section['sample_rate']} Hz, {section['frames_per_second']:g} frames/s x {section['codebooks']} "
            "codebook(s). Original above reconstruction in each spectrogram.</p>",
-           _table(["clip", "seconds", *keys], [(r["file"], r["seconds"], *(r[k] for k in keys)) for r in section["files"]]
+           _table(["clip", "seconds", *keys],
+                  [(r["file"], r["seconds"], *(r[k] for k in keys)) for r in section["files"]]
                   + [("mean", None, *(section["mean"][k] for k in keys))])]
     for row in section["files"]:
         ids = "\n".join(" ".join(map(str, level)) for level in row["ids_head"])

@@ -192,6 +192,12 @@ def _reconstruct(args) -> int:
         print("metrics skipped: audiotok.metrics is not available in this installation")
     else:
         print(_means_line(scores, out))
+        from vistok.metrics.protocol import precision_used, protocol_line
+
+        print(protocol_line(model=args.model, data=f"{len(args.files)} file(s) given, whole clips", input=(
+            f"mono mix, soxr HQ to {model.sample_rate} Hz"), PESQ="wide-band, both signals soxr HQ to 16 kHz",
+            STOI=f"pystoi at {model.sample_rate} Hz", mel_distance="log-mel L1, n_fft 1024, hop 256, 100 mels",
+            precision=precision_used(device, args.precision), device=device))
     return 0
 
 

@@ -112,6 +112,13 @@ def _reconstruct(args) -> int:
                 scores.append(score.item())
                 print(f"{path}: PSNR {score.item():.2f} dB")
     print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} image(s); PNGs in {out}")
+    from vistok.metrics.protocol import precision_used, protocol_line
+
+    size = model.config.image_size
+    print(protocol_line(model=args.model, data=f"{len(scores)} file(s) given", preprocessing=(
+        f"shorter side to {size} (bicubic, antialiased) + center crop {size}"),
+        tokens=args.num_tokens or getattr(model, "num_tokens", None), metric="PSNR after uint8 rounding of both",
+        precision=precision_used(device, args.precision), device=device))
     return 0
 
 

@@ -41,7 +41,16 @@ def _finish(args, result, grid, title: str) -> int:
     files = write_report(result, Path(args.out), title, grid)
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
-    print(f"report: {files['markdown']}  result: {files['json']}")
+    from vistok.metrics.protocol import protocol_line
+
+    p = result.protocol
+    data = p.dataset
+    print(protocol_line(data=f"{data.get('path', data.get('source', '?'))} ({data.get('count', '?')} images, "
+                             f"{data.get('preprocessing', 'as given')})",
+                        reference=p.reference.get("source"), features=p.feature_network.get("name"),
+                        features_sha256=str(p.feature_network.get("weights_sha256", "?"))[:12],
+                        fid_method=p.fid_method, precision=p.precision, seed=p.seed))
+    print(f"report: {files['markdown']}  result: {files['json']}  (full protocol in both)")
     return 0
 
 

@@ -80,7 +80,8 @@ def zoo_table(cards: Sequence[ZooCard]) -> str:
             "|---|---|---|---|---|---|---|---|"]
     for card in sorted(cards, key=lambda c: c.name):
         modality, tokens, codebook = _shape(card)
-        rows.append(f"| `{card.name}` | {card.family} | {modality} | {tokens} | {codebook} | {card.license.split(':')[0]} | "
+        licence = card.license.split(":")[0]
+        rows.append(f"| `{card.name}` | {card.family} | {modality} | {tokens} | {codebook} | {licence} | "
                     f"{_reported(card, notes)} | {_measured(card, notes)} |")
     lines = [BEGIN, *rows, "", "Protocols (numbers under different notes are not comparable):", ""]
     lines += [f"{i}. {text}" for i, text in enumerate(notes.texts, 1)]

@@ -71,3 +71,17 @@ class EvalResult:
             f.write("\n")
         os.replace(tmp, path)
         return path
+
+
+def protocol_line(**facts: Any) -> str:
+    """One ``protocol: key=value; ...`` line for a command's printed numbers, ending with the tokzoo
+    version, so a number copied from a terminal still says how it was measured."""
+    from vistok._version import __version__
+
+    parts = [f"{key.replace('_', ' ')}={value}" for key, value in facts.items() if value is not None]
+    return "protocol: " + "; ".join(parts + [f"tokzoo={__version__}"])
+
+
+def precision_used(device: str, precision: str) -> str:
+    """What a tokenizer actually runs in: the autocast dtype on CUDA, fp32 elsewhere."""
+    return precision if str(device).startswith("cuda") else "fp32"
