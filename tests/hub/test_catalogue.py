@@ -62,3 +62,10 @@ def test_malformed_cards_name_the_file_and_field(tmp_path):
         ZooCard.from_yaml(_write(tmp_path, source=dict(url="u", sha256="abc")))
     with pytest.raises(CardError, match="missing required field 'family'"):
         ZooCard.from_yaml(_write(tmp_path, family=None))
+
+
+def test_every_reported_number_names_the_authors_protocol():
+    for card in list_cards():
+        numbers = [k for k, v in card.reported.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if numbers:
+            assert card.reported.get("protocol") and card.reported.get("dataset"), (card.name, numbers)
