@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from vistok.commands.arguments import positive_int
 from vistok.commands.codec import _autocast, _batches  # the image commands' batching and autocast
 
 
@@ -206,7 +207,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="autocast dtype on CUDA (default fp32: lower precision can change code assignments)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -220,13 +221,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="token ids (.npy) -> WAV files")
     p.add_argument("ids", help=".npy file written by `tokzoo audio encode`")
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
+    p.add_argument("--chunk-size", type=positive_int, help="decode in windows of this many tokens (bounded memory)")
     _common(p)
     p.set_defaults(func=_decode)
     p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR, mel distance, "
                                              "PESQ-WB (16 kHz) and STOI")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--chunk-size", type=int, help="decode in windows of this many tokens (bounded memory)")
+    p.add_argument("--chunk-size", type=positive_int, help="decode in windows of this many tokens (bounded memory)")
     _common(p)
     p.set_defaults(func=_reconstruct)

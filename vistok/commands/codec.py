@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import List
 
+from vistok.commands.arguments import positive_int
+
 
 def _load(args):
     import torch
@@ -76,11 +78,18 @@ def _decode(args) -> int:
     try:
         array = np.load(args.ids)
     except (OSError, ValueError) as err:
-        raise SystemExit(f"{args.ids}: not a .npy array ({err})")
+        raise ValueError(f"{args.ids}: not a .npy array ({err})") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{args.ids}: expected numbers, got an array of {array.dtype}")
     ids = torch.from_numpy(array)
     ids = ids.long() if _is_discrete(model) else ids.float()
-    if ids.dim() < 2:
-        raise SystemExit(f"{args.ids}: expected a batch of token sequences, got shape {tuple(ids.shape)}")
+    if ids.dim() < 2 or ids.numel() == 0:
+        raise ValueError(f"{args.ids}: expected a batch of token sequences, got shape {tuple(ids.shape)}")
+    if _is_discrete(model):
+        size = getattr(getattr(model, "quantize", None), "codebook_size", None) or model.config.codebook_size
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= size:
+            raise ValueError(f"{args.ids}: token ids must be in 0..{size - 1} for {args.model}; found {low}..{high}")
     out = Path(args.output)
     written = 0
     with torch.inference_mode(), _autocast(device, args.precision):
@@ -127,13 +136,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
                    help="autocast dtype on CUDA (CPU always runs fp32)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("encode", help="images -> token ids (.npy)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--num-tokens", type=int, help="keep only the first K tokens (flexible-length models)")
+    p.add_argument("--num-tokens", type=positive_int, help="keep only the first K tokens (flexible-length models)")
     p.add_argument("-o", "--output", required=True, help="output .npy file")
     _common(p)
     p.set_defaults(func=_encode)
@@ -144,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_decode)
     p = subparsers.add_parser("reconstruct", help="encode + decode images, write PNGs and print PSNR")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--num-tokens", type=int, help="decode only the first K tokens")
+    p.add_argument("--num-tokens", type=positive_int, help="decode only the first K tokens")
     p.add_argument("-o", "--output", required=True, help="output directory")
     _common(p)
     p.set_defaults(func=_reconstruct)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -259,6 +260,37 @@ def _check_choices(recipe: Recipe, where: str) -> None:
             raise RecipeError(f"{where}: {path} must be one of {', '.join(options)}; got {value!r}")
 
 
+#: (path, lowest, highest, whether the lowest is allowed): numbers outside make no sense for any run.
+RANGES = (("data.batch_size", 1, None, True), ("data.val_batches", 0, None, True), ("data.image_size", 1, None, True),
+          ("data.segment_seconds", 0, None, False), ("data.sample_rate", 1, None, True),
+          ("training.max_steps", 1, None, True), ("training.grad_accum", 1, None, True),
+          ("training.max_grad_norm", 0, None, True), ("training.ema_decay", 0, 1, True),
+          ("training.max_bad_steps", 1, None, True), ("optimizer.lr", 0, None, False),
+          ("optimizer.weight_decay", 0, None, True), ("perturbation.alpha", 0, 1, True),
+          ("perturbation.beta", 0, 1, True), ("perturbation.delta", 1, None, True),
+          ("loss.adversarial.weight", 0, None, True), ("loss.adversarial.start_step", 0, None, True),
+          ("logging.log_every", 1, None, True), ("logging.eval_every", 1, None, True),
+          ("logging.save_every", 1, None, True), ("logging.keep_last", 0, None, True),
+          ("logging.rfid_images", 0, None, True))
+
+
+def _check_ranges(recipe: Recipe, where: str) -> None:
+    conf = OmegaConf.structured(recipe)
+    for path, low, high, low_ok in RANGES:
+        value = OmegaConf.select(conf, path)
+        too_low = value < low if low_ok else value <= low
+        if too_low or (high is not None and value > high):
+            bound = f"{'>=' if low_ok else '>'} {low}" + (f" and <= {high}" if high is not None else "")
+            raise RecipeError(f"{where}: {path} must be {bound}; got {value!r}")
+    p = recipe.perturbation
+    if p.alpha > 0 and p.beta == 0:
+        raise RecipeError(f"{where}: perturbation.alpha={p.alpha} perturbs nothing with perturbation.beta=0.0 (the "
+                          "fraction of each batch that is perturbed; train/robustok/ uses 0.1); set beta, or alpha=0")
+    if p.beta > 0 and p.alpha == 0:
+        raise RecipeError(f"{where}: perturbation.beta={p.beta} perturbs nothing with perturbation.alpha=0.0; "
+                          "set alpha (the per-token probability), or beta=0")
+
+
 def _check_strategy(recipe: Recipe, where: str) -> None:
     """Refuse what cannot work with ``training.strategy=fsdp``, where each process holds only a
     shard of the parameters: the EMA copy, VQGAN's adaptive GAN weight (a gradient on the
@@ -296,6 +328,11 @@ def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
             data = OmegaConf.to_container(OmegaConf.load(str(path)))
         except FileNotFoundError:
             raise RecipeError(f"{path}: recipe file not found") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise RecipeError(f"{path}: not valid YAML{at}: {problem}") from None
         except (OmegaConfBaseException, OSError, ValueError) as err:
             raise RecipeError(f"{path}: cannot read recipe ({err})") from None
         if not isinstance(data, dict):
@@ -311,6 +348,7 @@ def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         raise RecipeError(f"{where}: {err.msg if hasattr(err, 'msg') else err}") from None
     recipe: Recipe = OmegaConf.to_object(merged)
     _check_choices(recipe, where)
+    _check_ranges(recipe, where)
     _check_strategy(recipe, where)
     _check_model_config(recipe, where)
     return recipe

@@ -1,0 +1,53 @@
+"""Bad numbers and files through the real CLI end with one message naming the argument or file and
+exit code 2, before any work (a subset of the bad-input cases; the rest are still to come)."""
+import numpy as np
+import pytest
+import torch
+
+from tests.models.test_titok import tiny_config
+from vistok.cli import main
+from vistok.engine.recipe import RecipeError, load_recipe
+from vistok.models.titok import TiTok
+
+TINY = "train/demo/titok_tiny.yaml"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["reconstruct", "x.jpg", "--model", "m", "-o", "o", "--batch-size", "-1"], "--batch-size: must be at least 1"),
+    (["encode", "x.jpg", "--model", "m", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["encode", "x.jpg", "--model", "m", "-o", "o", "--num-tokens", "0"], "--num-tokens: must be at least 1"),
+    (["audio", "reconstruct", "x.wav", "--model", "m", "-o", "o", "--chunk-size", "zero"], "expected a whole number"),
+])
+def test_bad_numbers_are_refused_by_name(argv, needle, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ids,needle", [([[1, 2, -1]], "found -1..2"), ([[1, 999]], "found 1..999"),
+                                        ([["a", "b"]], "expected numbers")])
+def test_decode_refuses_ids_outside_the_codebook(tmp_path, ids, needle, capsys):
+    torch.manual_seed(0)
+    TiTok(tiny_config(True)).save_pretrained(tmp_path / "tok")
+    np.save(tmp_path / "ids.npy", np.array(ids))
+    code = main(["decode", str(tmp_path / "ids.npy"), "--model", str(tmp_path / "tok"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "ids.npy" in err and needle in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.batch_size=0", "data.batch_size must be >= 1"), ("training.max_steps=-5", "training.max_steps must be >= 1"),
+    ("perturbation.alpha=2", "perturbation.alpha must be >= 0 and <= 1"),
+    ("perturbation.alpha=0.5", "perturbs nothing with perturbation.beta=0.0"), ("optimizer.lr=0", "optimizer.lr must be > 0"),
+])
+def test_recipe_numbers_out_of_range_are_refused(override, needle):
+    with pytest.raises(RecipeError, match=needle):
+        load_recipe(TINY, [override])
+
+
+def test_recipe_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  family: titok\n   config: [\n")
+    with pytest.raises(RecipeError, match=r"bad\.yaml: not valid YAML at line 3"):
+        load_recipe(bad)
