@@ -123,7 +123,7 @@ def resolve_model_metrics(utmos_model: Optional[str] = None,
     return out
 
 
-def spectrogram_png(path: Path, ref: np.ndarray, rec: np.ndarray, sample_rate: int, title: str) -> None:
+def _spectrogram_png(path: Path, ref: np.ndarray, rec: np.ndarray, sample_rate: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,7 +149,7 @@ def spectrogram_png(path: Path, ref: np.ndarray, rec: np.ndarray, sample_rate: i
     plt.close(fig)
 
 
-def write_wav_pcm16(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     import soundfile as sf
 
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
@@ -223,9 +223,9 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
             row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             name = _report_name(path, root)
             metrics_line = "  ".join(f"{k} {row[k]:.3f}" for k in keys if row[k] is not None)
-            spectrogram_png(staging / "spectrograms" / f"{name}.png", ref_np, rec_np, rate,
+            _spectrogram_png(staging / "spectrograms" / f"{name}.png", ref_np, rec_np, rate,
                              f"{row['file']}  ({model_name})\n{metrics_line}")
-            write_wav_pcm16(staging / "audio" / f"{name}.wav", rec_np, rate)
+            _write_wav(staging / "audio" / f"{name}.wav", rec_np, rate)
             rows.append(row)
             names.append(name)
             log(f"[{len(rows)}/{len(files)}] {row['file']}: {metrics_line} ({time.perf_counter() - start:.1f} s)")

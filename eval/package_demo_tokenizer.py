@@ -28,6 +28,8 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from vistok.hub.pretrained import atomic_write
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN_COUNTS = (8, 32, 128)
 DATA = {
@@ -40,29 +42,28 @@ DATA = {
 }
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def _write_card(path: Path, card: Dict[str, Any]) -> None:
+    text = yaml.safe_dump(card, sort_keys=False, width=110)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _fp16_file(export: Path, target: Path) -> Dict[str, Any]:
+def _write_fp16(export: Path, target: Path) -> None:
     from vistok.hub.checkpoint_io import read_state_dict
 
     state = read_state_dict(export / "model.safetensors")
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    save_file(half, str(tmp), metadata={"format": "pt", "storage": "fp16"})
-    tmp.chmod(0o644)
-    tmp.replace(target)
-    return json.loads((export / "config.json").read_text())
+
+    def write(tmp: str) -> None:
+        save_file(half, tmp, metadata={"format": "pt", "storage": "fp16"})
+        os.chmod(tmp, 0o644)  # package data: readable by every user of the install
+
+    atomic_write(target, write)
 
 
 def _training_seconds(run: Path) -> float:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    start = (run / "recipe.yaml").stat().st_mtime
-    return round((run / "export" / "config.json").stat().st_mtime - start, 0) if lines else 0.0
+    """From the run's resolved recipe (written at the start) to its export (written at the end)."""
+    return round((run / "export" / "config.json").stat().st_mtime - (run / "recipe.yaml").stat().st_mtime, 0)
 
 
 def _measure_images(name: str, val: Path, out: Path) -> Dict[str, Any]:
@@ -70,7 +71,7 @@ def _measure_images(name: str, val: Path, out: Path) -> Dict[str, Any]:
     from vistok.hub.loading import load_tokenizer
 
     model = load_tokenizer(name)
-    results = evaluate_val(model, name, val, 10**9, TOKEN_COUNTS, out, print)
+    results = evaluate_val(model, name, val, None, TOKEN_COUNTS, out, print)
     rfid, pfid = results["rfid"], results["pfid"]
     return {
         "val": {"by_k": [{k: p[k] for k in ("num_tokens", "psnr", "ssim", "rfid")} for p in rfid["points"]],
@@ -124,10 +125,12 @@ def main() -> int:
     args = parser.parse_args()
     recipe = yaml.safe_load((args.run / "recipe.yaml").read_text())
     weights = REPO / args.package / "assets" / "weights" / f"{args.name}.safetensors"
-    record = _fp16_file(args.run / "export", weights)
+    _write_fp16(args.run / "export", weights)
+    record = json.loads((args.run / "export" / "config.json").read_text())
     from vistok.hub.download import sha256_of
 
-    model_params = sum(v.numel() for v in torch.nn.Module.state_dict(_build(record)).values())
+    with torch.device("meta"):  # parameters only (buffers such as EMA codebook statistics are not counted)
+        model_params = sum(p.numel() for p in _build(record).parameters())
     train_split, val_split, data_text = DATA[args.package]
     recipe_path = f"train/demo/{args.name.replace('-', '_')}.yaml"
     card = {
@@ -143,12 +146,12 @@ def main() -> int:
                  f"here on {datetime.date.today().isoformat()} by eval/package_demo_tokenizer.py from the fp16 file.",
     }
     card_path = REPO / "zoo" / f"{args.name}.yaml"
-    _atomic_text(card_path, yaml.safe_dump(card, sort_keys=False, width=110))
+    _write_card(card_path, card)
     os.environ.setdefault("TOKZOO_CACHE", str(args.out / "cache"))  # measure what a fresh user loads
     val = args.data / val_split
     measure = _measure_images if args.package == "vistok" else _measure_speech
     card["measured"] = json.loads(json.dumps(measure(args.name, val, args.out / args.name), default=str))
-    _atomic_text(card_path, yaml.safe_dump(card, sort_keys=False, width=110))
+    _write_card(card_path, card)
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {card_path}")
     print(yaml.safe_dump(card["measured"], sort_keys=False))
     return 0

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from vistok.hub.card import CardError, ZooCard
 from vistok.hub.catalogue import get_card
 from vistok.hub.download import ChecksumError, DownloadError, fetch, sha256_of
+from vistok.hub.families import get_family
 from vistok.hub.loading import load_tokenizer
 
 EMBEDDED = ("tokzoo-demo-titok-64", "tokzoo-demo-wavtokenizer-speech")
@@ -33,6 +34,9 @@ def test_embedded_cards_pin_the_shipped_file_and_say_how_it_was_made(name):
     protocol = card.measured["val"]["protocol"]
     assert protocol["data"]["split"] == "val" and protocol["precision"] in ("fp32", "float32")
     assert "demo" in name and not card.reported  # trained here: nothing the authors of a paper reported
+    with torch.device("meta"):
+        model = get_family(card.family).build(card.config)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == card.params_millions
 
 
 def test_embedded_weights_fit_the_size_budget():

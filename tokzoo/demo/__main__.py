@@ -50,6 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from vistok._version import __version__
     from vistok.data.bundled import load_samples
     from vistok.data.images import save_image
+    from vistok.hub.pretrained import atomic_write
 
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -65,9 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     save_image(small, out / "quantizers.png")
     results["quantizers"], results["quantizers_protocol"] = report, quantizers.PROTOCOL
     results["seconds"] = round(time.perf_counter() - start, 1)
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    tmp.replace(out / "results.json")
+    text = json.dumps(results, indent=2, default=str) + "\n"
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(text))
     index = page.write_page(out / "index.html", results, NEXT_STEPS)
     print(f"\nWrote {index} ({results['seconds']:.0f} s). Next:")
     for line in NEXT_STEPS:

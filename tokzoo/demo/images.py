@@ -36,10 +36,9 @@ def _images(folder: Path, size: int, limit: Optional[int] = None):
     return EvalImages(folder, size, "titok", limit)
 
 
-def reconstruct_samples(model, size: int, ks: Sequence[int], out_dir: Path, root: Path) -> List[Dict[str, Any]]:
-    """Tokenize each bundled photo once and decode the first k ids for every k; PNGs under ``out_dir``,
-    named in the rows by their path relative to ``root`` (the page's folder)."""
-    dataset = _images(bundled_dir(), size)
+def reconstruct_samples(model, dataset, ks: Sequence[int], out_dir: Path, root: Path) -> List[Dict[str, Any]]:
+    """Tokenize each image of ``dataset`` once and decode the first k ids for every k; PNGs under
+    ``out_dir``, named in the rows by their path relative to ``root`` (the page's folder)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     with torch.inference_mode():
@@ -61,10 +60,10 @@ def reconstruct_samples(model, size: int, ks: Sequence[int], out_dir: Path, root
     return rows
 
 
-def evaluate_val(model, name: str, val_dir: Path, num_images: int, ks: Sequence[int], out_dir: Path,
+def evaluate_val(model, name: str, val_dir: Path, num_images: Optional[int], ks: Sequence[int], out_dir: Path,
                  emit: Callable[[str], None]) -> Dict[str, Any]:
-    """rFID at every k and pFID at the full count on the first ``num_images`` of ``val_dir``; writes the
-    two report folders and returns their results (``None`` entries with a reason when they cannot run)."""
+    """rFID at every k and pFID at the full count on the first ``num_images`` of ``val_dir`` (all of
+    them when None, or when there are fewer); writes the two report folders and returns their results."""
     from vistok.metrics.inception import InceptionFeatures
     from vistok.metrics.inception_weights import resolve_inception_weights
     from vistok.metrics.recon import PassSettings
@@ -73,7 +72,9 @@ def evaluate_val(model, name: str, val_dir: Path, num_images: int, ks: Sequence[
     from vistok.metrics.tokenizer_runner import TokenizerRunner
 
     size = model.config.image_size
-    dataset = _images(val_dir, size, min(num_images, len(_images(val_dir, size))))
+    dataset = _images(val_dir, size)
+    if num_images is not None and num_images < len(dataset):
+        dataset = _images(val_dir, size, num_images)
     caveat = SMALL_N_CAVEAT.format(n=len(dataset))
     source = DatasetSource(dataset, description={**dataset.describe(), "split": "val", "caveat": caveat})
     runner = TokenizerRunner(model, "cpu", "fp32")
@@ -97,14 +98,15 @@ def run(name: str, val_dir: Optional[Path], num_val: int, ks: Sequence[int], out
     model = load_tokenizer(name)
     size = model.config.image_size
     emit(f"Image tokenizer {name}: {model.num_tokens} tokens, codebook {model.quantize.codebook_size}, {size} px")
-    samples = reconstruct_samples(model, size, ks, out_dir / "samples", out_dir.parent)
+    bundled = _images(bundled_dir(), size)
+    samples = reconstruct_samples(model, bundled, ks, out_dir / "samples", out_dir.parent)
     for row in samples:
         scores = "  ".join(f"k={r['k']}: {r['psnr']:.1f} dB" for r in row["by_k"])
         emit(f"  {row['name']:<24} {scores}")
     section: Dict[str, Any] = {"model": name, "image_size": size, "num_tokens": model.num_tokens, "ks": list(ks),
                                "samples": samples, "samples_protocol": {
                                    "data": "the bundled photos (vistok/assets/samples; val-split sources, never "
-                                           "trained on)", "preprocessing": _images(bundled_dir(), size).describe(),
+                                           "trained on)", "preprocessing": bundled.describe(),
                                    "metrics": "PSNR and SSIM (11x11 Gaussian, sigma 1.5) after uint8 rounding",
                                    "precision": "fp32 (CPU)"}}
     if val_dir is None:

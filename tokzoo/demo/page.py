@@ -7,6 +7,8 @@ from html import escape
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
+from vistok.hub.pretrained import atomic_write
+
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
@@ -118,7 +120,6 @@ def write_page(path: Path, results: Dict[str, Any], next_steps: Sequence[str]) -
         parts += _speech_section(results["speech"])
     parts += _quantizer_section(results["quantizers"], results["quantizers_protocol"])
     parts += ["<h2>Next steps</h2>", "<pre>" + escape("\n".join(next_steps)) + "</pre>", "</body></html>"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    text = "\n".join(parts) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path

@@ -2,10 +2,11 @@
 
 Each clip is encoded to ids and decoded; :func:`audiotok.evaluation.evaluate_codec` scores it
 (PESQ-WB, STOI, SI-SDR, mel and multi-resolution STFT distances) with its protocol and writes the
-reconstructions and spectrograms. The originals are copied beside them as WAV so the page plays both.
+reconstructions and spectrograms. The bundled originals are copied beside them so the page plays both.
 """
 from __future__ import annotations
 
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -22,7 +23,7 @@ def bundled_clips() -> List[Path]:
 
 def run(name: str, out_dir: Path, emit: Callable[[str], None] = print) -> Dict[str, Any]:
     from audiotok.data import load_audio
-    from audiotok.evaluation import evaluate_codec, write_wav_pcm16
+    from audiotok.evaluation import evaluate_codec
 
     model = load_tokenizer(name)
     clips = bundled_clips()
@@ -34,11 +35,10 @@ def run(name: str, out_dir: Path, emit: Callable[[str], None] = print) -> Dict[s
     originals = out_dir / "originals"
     originals.mkdir(parents=True, exist_ok=True)
     for row, clip in zip(results["files"], clips):
-        wav = load_audio(clip, rate)
-        write_wav_pcm16(originals / f"{clip.stem}.wav", wav[0].double().numpy(), rate)
-        with torch.inference_mode():
-            ids = model.encode(wav, rate)
-        row.update(original=f"{out_dir.name}/originals/{clip.stem}.wav",
+        shutil.copyfile(clip, originals / clip.name)  # the bundled files (24 kHz FLAC), so the page can move
+        with torch.inference_mode():  # the evaluation keeps no ids; the page shows the first ones
+            ids = model.encode(load_audio(clip, rate), rate)
+        row.update(original=f"{out_dir.name}/originals/{clip.name}",
                    reconstruction=f"{out_dir.name}/report/audio/{clip.stem}.wav",
                    spectrogram=f"{out_dir.name}/report/spectrograms/{clip.stem}.png",
                    ids_shape=list(ids.shape[1:]), ids_head=ids[0].reshape(-1, ids.shape[-1])[:, :24].tolist())

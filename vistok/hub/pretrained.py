@@ -24,7 +24,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``: an
+    interrupted write never leaves a file under the final name."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -46,10 +48,10 @@ def save_pretrained(model: torch.nn.Module, directory: Union[str, Path]) -> Path
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # weights first: a directory whose config.json exists always has its weights
-    _atomic_write(directory / WEIGHTS_NAME,
+    atomic_write(directory / WEIGHTS_NAME,
                   lambda tmp: save_model(model, tmp, metadata={"family": model.family, "format": "pt"}))
     text = json.dumps(config_record(model), indent=2)
-    _atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
     return directory
 
 

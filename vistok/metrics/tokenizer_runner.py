@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vistok.data.seeding import make_generator
+from vistok.metrics.protocol import precision_used
 from vistok.quant.perturb import LatentPerturbation
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -49,7 +50,7 @@ class TokenizerRunner:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.precision = precision
-        self.precision_used = precision if self.device.type == "cuda" else "fp32"
+        self.precision_used = precision_used(self.device.type, precision)
         self.decode_options = dict(decode_options or {})
         accepted = inspect.signature(model.decode).parameters
         unknown = sorted(set(self.decode_options) - set(accepted))
