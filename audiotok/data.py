@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 from pathlib import Path
 from typing import List, Tuple, Union
 
@@ -17,6 +16,7 @@ from torch.utils.data import Dataset
 
 from vistok.data.files import list_files
 from vistok.data.seeding import make_generator
+from vistok.errors import InputError, UnreadableFileError
 
 PathLike = Union[str, Path]
 
@@ -52,13 +52,13 @@ def _info(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: empty file")
+        raise UnreadableFileError(f"{path}: empty file")
     try:
         info = sf.info(str(path))
     except (RuntimeError, TypeError, ValueError) as err:  # LibsndfileError is a RuntimeError
-        raise ValueError(f"{path}: not audio soundfile can read ({' '.join(str(err).split())})") from None
+        raise UnreadableFileError(f"{path}: not audio soundfile can read ({' '.join(str(err).split())})") from None
     if info.frames <= 0 or info.samplerate <= 0:
-        raise ValueError(f"{path}: no audio samples")
+        raise UnreadableFileError(f"{path}: no audio samples")
     return info
 
 
@@ -67,11 +67,11 @@ def _read_mono(path: Path, start: int = 0, frames: int = -1) -> np.ndarray:
     try:
         data, _ = _soundfile().read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not audio soundfile can read ({' '.join(str(err).split())})") from None
+        raise UnreadableFileError(f"{path}: not audio soundfile can read ({' '.join(str(err).split())})") from None
     if data.size == 0:
-        raise ValueError(f"{path}: no audio samples")
+        raise UnreadableFileError(f"{path}: no audio samples")
     if not np.isfinite(data).all():
-        raise ValueError(f"{path}: contains NaN or infinite samples")
+        raise InputError(f"{path}: contains NaN or infinite samples")
     return np.ascontiguousarray(data.mean(axis=1, dtype=np.float32))
 
 
@@ -104,7 +104,7 @@ class AudioFolder(Dataset):
     def __init__(self, root: PathLike, sample_rate: int, segment_seconds: float, random_crop: bool = True,
                  seed: int = 0, return_length: bool = False):
         if int(sample_rate) <= 0 or not float(segment_seconds) > 0:
-            raise ValueError(f"sample_rate and segment_seconds must be positive, got {sample_rate}, {segment_seconds}")
+            raise InputError(f"sample_rate and segment_seconds must be positive, got {sample_rate}, {segment_seconds}")
         self.root = Path(root)
         self.sample_rate = int(sample_rate)
         self.segment_seconds = float(segment_seconds)

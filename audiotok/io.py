@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from audiotok.data import load_audio
+from vistok.errors import InputError
 
 PathLike = Union[str, Path]
 
@@ -21,7 +22,7 @@ def read_clip(path: PathLike, sample_rate: int, min_samples: int = 1) -> torch.T
     or shorter than ``min_samples`` after resampling."""
     wav = load_audio(path, sample_rate)[0]
     if wav.numel() < min_samples:
-        raise ValueError(f"{path}: too short ({wav.numel()} samples at {sample_rate} Hz; "
+        raise InputError(f"{path}: too short ({wav.numel()} samples at {sample_rate} Hz; "
                          f"at least {min_samples} needed)")
     return wav
 

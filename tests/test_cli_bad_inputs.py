@@ -7,6 +7,7 @@ import torch
 from tests.models.test_titok import tiny_config
 from vistok.cli import main
 from vistok.engine.recipe import RecipeError, load_recipe
+from vistok.errors import InputError, UnknownNameError
 from vistok.models.titok import TiTok
 
 TINY = "train/demo/titok_tiny.yaml"
@@ -51,3 +52,23 @@ def test_recipe_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     bad.write_text("model:\n  family: titok\n   config: [\n")
     with pytest.raises(RecipeError, match=r"bad\.yaml: not valid YAML at line 3"):
         load_recipe(bad)
+
+
+@pytest.mark.parametrize("error,caught", [
+    (TypeError("unsupported operand"), False), (KeyError("state"), False), (ZeroDivisionError(), False),
+    (RuntimeError("shape mismatch in a kernel"), False), (InputError("x.png: too small"), True),
+    (UnknownNameError("no zoo model named 'x'"), True), (FileNotFoundError(2, "No such file", "x.png"), True),
+])
+def test_only_user_errors_become_one_line_messages(monkeypatch, capsys, error, caught):
+    """A project error or a file error is one line and exit 2; anything else is a bug: its traceback stays."""
+    def broken(args):
+        raise error
+    monkeypatch.setattr("vistok.commands.zoo._list", broken)
+    monkeypatch.delenv("TOKZOO_TRACEBACK", raising=False)
+    if caught:
+        assert main(["zoo", "list"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("tokzoo zoo: error: ") and "x" in err and '"' not in err
+    else:
+        with pytest.raises(type(error)):
+            main(["zoo", "list"])

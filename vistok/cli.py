@@ -3,7 +3,8 @@
 Each feature area has a module under ``vistok.commands`` with a ``register(subparsers)`` function
 that adds its parser and sets ``func``; ``SUBCOMMANDS`` lists them. Those modules import heavy
 libraries only inside their handlers, so ``tokzoo --help`` stays fast. Errors the user can fix
-(a bad name, a missing file, an offline cache miss) print one message, not a traceback.
+(a bad name, a missing file, an offline cache miss: :class:`vistok.errors.TokzooError` and file
+errors) print one message and exit with code 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable, List, Optional
 
 from vistok._version import __version__
 from vistok.commands import audio, codec, evaluate, generate, posttrain_pairs, tokenize, train, zoo
+from vistok.errors import TokzooError
 
 SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register, train.register,
                                                                     evaluate.register, audio.register,
@@ -42,11 +44,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         return int(func(args) or 0)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (TokzooError, OSError) as err:
         if os.environ.get("TOKZOO_TRACEBACK"):
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"tokzoo {args.command}: error: {message}", file=sys.stderr)
+        print(f"tokzoo {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

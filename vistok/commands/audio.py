@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from vistok.commands.arguments import positive_int
 from vistok.commands.codec import _autocast, _batches  # the image commands' batching and autocast
+from vistok.errors import InputError
 
 
 def _load(args):
@@ -18,7 +19,7 @@ def _load(args):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_tokenizer(args.model, device=device)
     if not hasattr(model.config, "sample_rate") or not hasattr(model, "hop_length"):
-        raise ValueError(f"{args.model}: not an audio tokenizer (family {getattr(model, 'family', '?')!r})")
+        raise InputError(f"{args.model}: not an audio tokenizer (family {getattr(model, 'family', '?')!r})")
     return model, device
 
 
@@ -78,11 +79,11 @@ def _decode(args) -> int:
     try:
         array = np.load(args.ids, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{args.ids}: not a .npy array ({err})") from None
+        raise InputError(f"{args.ids}: not a .npy array ({err})") from None
     if array.dtype.kind not in "iu":
-        raise ValueError(f"{args.ids}: expected integer token ids, got dtype {array.dtype}")
+        raise InputError(f"{args.ids}: expected integer token ids, got dtype {array.dtype}")
     if array.ndim < 2:
-        raise ValueError(f"{args.ids}: expected a batch of token sequences, got shape {array.shape}")
+        raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {array.shape}")
     ids = torch.from_numpy(array.astype(np.int64))
     out = Path(args.output)
     written = 0
@@ -93,7 +94,7 @@ def _decode(args) -> int:
                 lengths = model.token_lengths(batch)
                 wav = model.decode(batch, chunk_size=args.chunk_size).float().cpu()
             except (ValueError, TypeError) as err:
-                raise ValueError(f"{args.ids}: {err}") from None
+                raise InputError(f"{args.ids}: {err}") from None
             for row, n in zip(wav, lengths.tolist()):
                 write_wav(out / f"{written:06d}.wav", row[: n * model.hop_length], model.sample_rate)
                 written += 1

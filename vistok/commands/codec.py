@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 from typing import List
 
 from vistok.commands.arguments import positive_int
+from vistok.errors import InputError
 
 
 def _load(args):
@@ -78,18 +78,18 @@ def _decode(args) -> int:
     try:
         array = np.load(args.ids)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{args.ids}: not a .npy array ({err})") from None
+        raise InputError(f"{args.ids}: not a .npy array ({err})") from None
     if array.dtype.kind not in "iuf":
-        raise ValueError(f"{args.ids}: expected numbers, got an array of {array.dtype}")
+        raise InputError(f"{args.ids}: expected numbers, got an array of {array.dtype}")
     ids = torch.from_numpy(array)
     ids = ids.long() if _is_discrete(model) else ids.float()
     if ids.dim() < 2 or ids.numel() == 0:
-        raise ValueError(f"{args.ids}: expected a batch of token sequences, got shape {tuple(ids.shape)}")
+        raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {tuple(ids.shape)}")
     if _is_discrete(model):
         size = getattr(getattr(model, "quantize", None), "codebook_size", None) or model.config.codebook_size
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= size:
-            raise ValueError(f"{args.ids}: token ids must be in 0..{size - 1} for {args.model}; found {low}..{high}")
+            raise InputError(f"{args.ids}: token ids must be in 0..{size - 1} for {args.model}; found {low}..{high}")
     out = Path(args.output)
     written = 0
     with torch.inference_mode(), _autocast(device, args.precision):

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import List
 
+from vistok.errors import InputError
+
 
 def _floats(text: str) -> List[float]:
     return [float(v) for v in text.split(",") if v.strip()]
@@ -66,7 +68,7 @@ def _tokenizer_eval(args) -> int:
     device = _device(args)
     model = load_tokenizer(args.model, device=device)
     if not hasattr(model.config, "image_size"):
-        raise ValueError(f"{args.model}: not an image tokenizer")
+        raise InputError(f"{args.model}: not an image tokenizer")
     size = args.image_size or model.config.image_size
     source = DatasetSource(EvalImages(args.data, size, args.preprocess, args.num_images), num_workers=args.workers)
     decode_options = {k: v for k, v in (("steps", args.decode_steps), ("guidance", args.guidance)) if v is not None}
@@ -112,9 +114,9 @@ def _generator_source(args, device):
     from vistok.models.generator import ARGenerator
 
     if args.model is None:
-        raise ValueError("--generator needs --model: the tokenizer whose ids the generator samples")
+        raise InputError("--generator needs --model: the tokenizer whose ids the generator samples")
     if args.image_size is not None or args.preprocess != "none":
-        raise ValueError("--image-size / --preprocess apply to --samples; generated images are scored as decoded")
+        raise InputError("--image-size / --preprocess apply to --samples; generated images are scored as decoded")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.model, device=device)
     classes = parse_classes(args.labels, generator.config.num_classes)

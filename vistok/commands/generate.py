@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from vistok.errors import InputError
+
 
 def parse_classes(items: Optional[Sequence[str]], num_classes: int) -> List[int]:
     """``["0", "5-9", "12,13"]`` -> ``[0, 5, 6, 7, 8, 9, 12, 13]``; None or empty -> every class."""
@@ -28,11 +30,11 @@ def parse_classes(items: Optional[Sequence[str]], num_classes: int) -> List[int]
             try:
                 values = range(int(lo), int(hi) + 1) if sep else [int(lo)]
             except ValueError:
-                raise ValueError(f"--classes: {part!r} is not a class index or a range like 3-7") from None
+                raise InputError(f"--classes: {part!r} is not a class index or a range like 3-7") from None
             out.extend(values)
     bad = [c for c in out if not 0 <= c < num_classes]
     if bad:
-        raise ValueError(f"--classes: {bad[0]} is outside 0..{num_classes - 1}")
+        raise InputError(f"--classes: {bad[0]} is outside 0..{num_classes - 1}")
     return out
 
 
@@ -97,7 +99,7 @@ def _generate(args) -> int:
     from vistok.models.generator import ARGenerator
 
     if args.num_per_class < 1 or args.batch_size < 1:
-        raise ValueError("--num-per-class and --batch-size must be positive")
+        raise InputError("--num-per-class and --batch-size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.tokenizer, device=device)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from vistok.errors import InputError
+
 
 def _pairs(args) -> int:
     import torch
@@ -17,9 +19,9 @@ def _pairs(args) -> int:
     from vistok.models.generator import ARGenerator
 
     if not 0.0 <= args.sigma <= 1.0:
-        raise ValueError(f"--sigma must be in [0, 1], got {args.sigma}")
+        raise InputError(f"--sigma must be in [0, 1], got {args.sigma}")
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be positive")
+        raise InputError("--batch-size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.model, device=device)

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from vistok.errors import InputError
+
 
 def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: int = 64, flip: bool = False,
                     num_workers: int = 0, precision: str = "bf16", shard_size: int = 100_000,
@@ -25,7 +27,7 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
     device = device or str(next(tokenizer.parameters()).device)
     codebook = tokenizer_codebook_size(tokenizer)
     if codebook is None or getattr(tokenizer.config, "bottleneck", "vq") == "kl":
-        raise ValueError(f"{name}: not a discrete tokenizer (token shards hold ids from a quantizer codebook)")
+        raise InputError(f"{name}: not a discrete tokenizer (token shards hold ids from a quantizer codebook)")
     dataset = LabelledImageFolder(images_root, tokenizer.config.image_size, flat=flat)
     meta = {"tokenizer": name, "tokenizer_family": tokenizer.family,
             "tokenizer_config_sha256": config_sha256(tokenizer), "source": str(Path(images_root).resolve()),
@@ -50,11 +52,11 @@ def _tokenize(args) -> int:
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
-        raise ValueError(f"{out}: already exists (pass --overwrite to replace it)")
+        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_tokenizer(args.model, device=device)
     if not hasattr(model.config, "image_size"):
-        raise ValueError(f"{args.model}: not an image tokenizer")
+        raise InputError(f"{args.model}: not an image tokenizer")
     root = tokenize_folder(model, args.images, out, name=args.model, batch_size=args.batch_size, flip=args.flip,
                            num_workers=args.num_workers, precision=args.precision, shard_size=args.shard_size,
                            overwrite=args.overwrite, device=device, flat=args.flat)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import List
 
+from vistok.errors import InputError
+
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 
 
@@ -17,7 +19,7 @@ def _matching_brace(text: str, start: int) -> int:
             depth -= 1
             if depth == 0:
                 return i
-    raise ValueError(f"unbalanced '{{' in pattern {text!r}")
+    raise InputError(f"unbalanced '{{' in pattern {text!r}")
 
 
 def _split_top_level(body: str) -> List[str]:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Union
 
+from vistok.errors import InputError
+
 PathLike = Union[str, Path]
 
 
@@ -40,5 +42,5 @@ def list_files(root: PathLike, extensions: Iterable[str], what: str = "files") -
                 found.append(Path(folder) / name)
     if not found:
         listed = ", ".join(f".{ext}" for ext in sorted(wanted))
-        raise ValueError(f"{root}: no {what} found (searched recursively for {listed}, any case)")
+        raise InputError(f"{root}: no {what} found (searched recursively for {listed}, any case)")
     return sorted(found, key=lambda path: path.relative_to(root).as_posix())

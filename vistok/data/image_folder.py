@@ -13,6 +13,7 @@ from vistok.data.files import list_files
 from vistok.data.images import open_rgb
 from vistok.data.seeding import make_generator
 from vistok.data.transforms import crop_and_flip
+from vistok.errors import InputError
 
 PathLike = Union[str, Path]
 
@@ -38,7 +39,7 @@ class ImageFolder(Dataset):
     def __init__(self, root: PathLike, image_size: int, random_crop: bool = True, random_flip: bool = True,
                  seed: int = 0):
         if int(image_size) <= 0:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+            raise InputError(f"image_size must be positive, got {image_size}")
         self.root = Path(root)
         self.image_size = int(image_size)
         self.random_crop = bool(random_crop)

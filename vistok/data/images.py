@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from vistok.errors import UnreadableFileError
+
 PathLike = Union[str, Path]
 
 
@@ -24,7 +26,7 @@ def open_rgb(source: Union[PathLike, BinaryIO], name: Optional[object] = None) -
     except FileNotFoundError:
         raise FileNotFoundError(f"{label}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"{label}: not an image Pillow can read ({type(err).__name__})") from None
+        raise UnreadableFileError(f"{label}: not an image Pillow can read ({type(err).__name__})") from None
 
 
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vistok.data.image_folder import ImageFolder
+from vistok.errors import InputError
 
 PathLike = Union[str, Path]
 
@@ -38,7 +39,7 @@ class LabelledImageFolder(Dataset):
         self.relative_paths: List[Path] = [p.relative_to(self.root) for p in self.images.paths]
         if flat:
             if classes is not None and len(classes) != 1:
-                raise ValueError(f"{self.root}: a flat folder is one class; got {len(classes)} class names")
+                raise InputError(f"{self.root}: a flat folder is one class; got {len(classes)} class names")
             self.classes: List[str] = list(classes) if classes is not None else [self.root.name]
             self.labels: List[int] = [0] * len(self.relative_paths)
             return
@@ -47,10 +48,10 @@ class LabelledImageFolder(Dataset):
         self.labels = []
         for rel in self.relative_paths:
             if len(rel.parts) < 2:
-                raise ValueError(f"{self.root / rel}: image directly under {self.root}; a labelled folder keeps "
+                raise InputError(f"{self.root / rel}: image directly under {self.root}; a labelled folder keeps "
                                  "each image under a class subfolder (root/<class>/<image>, the ImageNet layout)")
             if rel.parts[0] not in index:
-                raise ValueError(f"{self.root / rel}: folder {rel.parts[0]!r} is not one of the "
+                raise InputError(f"{self.root / rel}: folder {rel.parts[0]!r} is not one of the "
                                  f"{len(self.classes)} classes given")
             self.labels.append(index[rel.parts[0]])
 

@@ -20,6 +20,7 @@ from vistok.data.image_folder import IMAGE_EXTENSIONS
 from vistok.data.images import load_image, save_image
 from vistok.data.labelled_folder import LabelledImageFolder
 from vistok.data.seeding import derive_seed, make_generator
+from vistok.errors import InputError
 from vistok.models.generator.images import check_pair, sample_images
 
 PathLike = Union[str, Path]
@@ -56,7 +57,7 @@ def write_posttrain_pairs(tokenizer: torch.nn.Module, generator: torch.nn.Module
     targets = [Path(out_root) / rel.with_suffix(".png") for rel in dataset.relative_paths]
     if len(set(targets)) != len(targets):
         clash = next(t for t in targets if targets.count(t) > 1)
-        raise ValueError(f"{real_root}: two images map to {clash} (same name, different extension)")
+        raise InputError(f"{real_root}: two images map to {clash} (same name, different extension)")
     todo = [i for i in pick_subset(len(dataset), num_samples, seed)
             if not (skip_existing and targets[i].is_file())]
     length = generator.num_tokens
@@ -92,14 +93,14 @@ class PostTrainPairs(Dataset):
         for path in list_files(self.real_root, IMAGE_EXTENSIONS, what="images"):
             key = path.relative_to(self.real_root).with_suffix("")
             if key in real:
-                raise ValueError(f"{path}: {real[key]} has the same name, and pairs are matched by the name "
+                raise InputError(f"{path}: {real[key]} has the same name, and pairs are matched by the name "
                                  "without its extension")
             real[key] = path
         self.pairs: List[Tuple[Path, Path]] = []
         for path in list_files(self.generated_root, ("png",), what="generated PNGs"):
             key = path.relative_to(self.generated_root).with_suffix("")
             if key not in real:
-                raise ValueError(f"{path}: no real image {key}.* under {self.real_root}")
+                raise InputError(f"{path}: no real image {key}.* under {self.real_root}")
             self.pairs.append((path, real[key]))
 
     def set_epoch(self, epoch: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List
 import torch
 
 from vistok.data.seeding import make_generator
+from vistok.errors import InputError
 
 
 class ResumableSampler:
@@ -38,9 +39,9 @@ class ResumableSampler:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError(f"bad rank {rank} for world_size {world_size}")
         if self.dataset_len < 1:
-            raise ValueError("the dataset is empty")
+            raise InputError("the dataset is empty")
         if self.batches_per_epoch() == 0:
-            raise ValueError(f"{self.dataset_len} samples do not fill one global batch of {self.batch_size} x "
+            raise InputError(f"{self.dataset_len} samples do not fill one global batch of {self.batch_size} x "
                              f"{self.world_size} ranks with drop_last=True: use a smaller batch or more data")
         self.epoch = 0
         self.position = 0

@@ -16,6 +16,7 @@ from vistok.data.images import open_rgb
 from vistok.data.seeding import make_generator
 from vistok.data.tar_samples import iter_tar_samples
 from vistok.data.transforms import crop_and_flip
+from vistok.errors import InputError
 
 SHARD_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -33,16 +34,16 @@ def resolve_shards(urls_or_pattern: Union[str, Path, Sequence[Union[str, Path]]]
         if text.startswith("file:"):
             text = text[len("file:"):]
         if "://" in text or text.startswith("pipe:"):
-            raise ValueError(f"{text}: only local tar shards are supported")
+            raise InputError(f"{text}: only local tar shards are supported")
         if os.path.isdir(text):
             found = sorted(p for p in Path(text).iterdir() if p.name.endswith(SHARD_SUFFIXES))
             if not found:
-                raise ValueError(f"{text}: no tar shards in this folder (looked for {', '.join(SHARD_SUFFIXES)})")
+                raise InputError(f"{text}: no tar shards in this folder (looked for {', '.join(SHARD_SUFFIXES)})")
             shards.extend(str(p) for p in found)
         else:
             shards.extend(expand_braces(text))
     if not shards:
-        raise ValueError("no tar shards given")
+        raise InputError("no tar shards given")
     missing = [s for s in shards if not os.path.isfile(s)]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
@@ -127,7 +128,7 @@ class ImageShards(IterableDataset):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"bad rank {rank} for world_size {world_size}")
         if len(self.shards) < world_size:
-            raise ValueError(f"{len(self.shards)} tar shards cannot feed {world_size} ranks: "
+            raise InputError(f"{len(self.shards)} tar shards cannot feed {world_size} ranks: "
                              "every rank needs at least one shard")
         self.rank, self.world_size = rank, world_size
 

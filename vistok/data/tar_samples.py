@@ -13,6 +13,8 @@ import zlib
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple, Union
 
+from vistok.errors import UnreadableFileError
+
 PathLike = Union[str, Path]
 
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
@@ -40,7 +42,7 @@ def _members(tar: tarfile.TarFile, shard: str, read: bool) -> Iterator[Tuple[str
             handle = tar.extractfile(member)
             data = handle.read() if handle is not None else b""
             if len(data) != member.size:
-                raise ValueError(f"{shard}: member {member.name} is cut short "
+                raise UnreadableFileError(f"{shard}: member {member.name} is cut short "
                                  f"({len(data)} of {member.size} bytes)")
         yield key, ext, data
 
@@ -54,7 +56,7 @@ def _check_end_marker(path: Path, offset: int) -> None:
         f.seek(offset)
         block = f.read(tarfile.BLOCKSIZE)
     if len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
-        raise ValueError(f"{path}: truncated tar shard (no end-of-archive marker after byte {offset})")
+        raise UnreadableFileError(f"{path}: truncated tar shard (no end-of-archive marker after byte {offset})")
 
 
 def iter_tar_samples(path: PathLike, read: bool = True) -> Iterator[Dict[str, object]]:
@@ -82,7 +84,7 @@ def iter_tar_samples(path: PathLike, read: bool = True) -> Iterator[Dict[str, ob
     except _READ_ERRORS as err:
         if isinstance(err, ValueError) and str(err).startswith(shard):
             raise
-        raise ValueError(f"{shard}: corrupt or truncated tar shard ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise UnreadableFileError(f"{shard}: corrupt or truncated tar shard ({type(err).__name__}: {' '.join(str(err).split())})") from None
     _check_end_marker(path, end)
     if current is not None:
         yield current

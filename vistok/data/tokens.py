@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vistok.data.seeding import derive_seed
+from vistok.errors import InputError, UnreadableFileError
 
 PathLike = Union[str, Path]
 FORMAT = "tokzoo-token-shards-1"
@@ -66,11 +67,11 @@ class TokenShardWriter:
     def _array(self, name: str, ids: Any) -> np.ndarray:
         ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids)
         if ids.ndim != 2 or ids.shape[1] != self.num_tokens:
-            raise ValueError(f"{name} must be shaped (n, {self.num_tokens}), got {ids.shape}")
+            raise InputError(f"{name} must be shaped (n, {self.num_tokens}), got {ids.shape}")
         if not np.issubdtype(ids.dtype, np.integer):
-            raise TypeError(f"{name} must be integer token ids, got {ids.dtype}")
+            raise InputError(f"{name} must be integer token ids, got {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.codebook_size):
-            raise ValueError(f"{name}: ids outside 0..{self.codebook_size - 1}")
+            raise InputError(f"{name}: ids outside 0..{self.codebook_size - 1}")
         return ids.astype(self.dtype)
 
     def add(self, ids: Any, labels: Any, ids_flip: Any = None) -> None:
@@ -108,7 +109,7 @@ class TokenShardWriter:
             self._flush(self.pending_count)
         if not self.shards:
             self.abort()
-            raise ValueError(f"{self.root}: no tokens were added")
+            raise InputError(f"{self.root}: no tokens were added")
         meta = {**self.meta, "format": FORMAT, "count": sum(self.shards), "num_tokens": self.num_tokens,
                 "codebook_size": self.codebook_size, "dtype": np.dtype(self.dtype).name,
                 "views": list(self.views), "shards": self.shards}
@@ -144,10 +145,10 @@ def read_meta(root: PathLike) -> Dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: unreadable ({err})") from None
+        raise UnreadableFileError(f"{path}: unreadable ({err})") from None
     found = meta.get("format") if isinstance(meta, dict) else None
     if found != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} meta file (format {found!r})")
+        raise UnreadableFileError(f"{path}: not a {FORMAT} meta file (format {found!r})")
     return meta
 
 
@@ -175,10 +176,10 @@ class TokenShards(Dataset):
         try:
             array = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: missing or unreadable shard ({err})") from None
+            raise UnreadableFileError(f"{path}: missing or unreadable shard ({err})") from None
         want = (count,) if name == "labels" else (count, self.meta["num_tokens"])
         if array.shape != want:
-            raise ValueError(f"{path}: shape {array.shape}, {META_NAME} says {want}")
+            raise UnreadableFileError(f"{path}: shape {array.shape}, {META_NAME} says {want}")
         return array
 
     @property

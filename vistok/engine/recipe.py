@@ -17,8 +17,10 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vistok.errors import TokzooError
 
-class RecipeError(ValueError):
+
+class RecipeError(TokzooError, ValueError):
     """A recipe or an override is invalid; the message names the key and the file."""
 
 

@@ -8,10 +8,12 @@ from typing import Any, Dict, Mapping, Optional
 
 import yaml
 
+from vistok.errors import TokzooError
+
 CONVERTERS = ("official", "tokzoo")  # official: the authors' key layout; tokzoo: our save_pretrained layout
 
 
-class CardError(ValueError):
+class CardError(TokzooError, ValueError):
     """A zoo card is malformed; the message names the file and the field."""
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from vistok.errors import UnknownNameError
 from vistok.hub.card import CardError, ZooCard
 
 ENV_EXTRA_DIRS = "TOKZOO_ZOO_PATH"
@@ -49,7 +50,7 @@ def get_card(name: str) -> ZooCard:
         return cards[name]
     near = difflib.get_close_matches(name, list(cards), n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else "; `tokzoo zoo list` shows them"
-    raise KeyError(f"no zoo model named {name!r}{hint}")
+    raise UnknownNameError(f"no zoo model named {name!r}{hint}")
 
 
 def list_cards(pattern: Optional[str] = None) -> List[ZooCard]:

@@ -9,6 +9,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from vistok.errors import UnreadableFileError
+
 _NESTING = ("state_dict", "model", "module")
 
 
@@ -23,12 +25,12 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except (SafetensorError, RuntimeError, EOFError, ValueError, OSError) as err:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        raise UnreadableFileError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if isinstance(obj, dict):
         for key in _NESTING:
             if isinstance(obj.get(key), dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a mapping of tensor names to tensors")
+        raise UnreadableFileError(f"{path}: expected a mapping of tensor names to tensors")
     return obj

@@ -6,8 +6,10 @@ from typing import Dict, Iterable, List, Tuple
 import torch
 from torch import nn
 
+from vistok.errors import InputError, TokzooError
 
-class CheckpointMismatch(ValueError):
+
+class CheckpointMismatch(TokzooError, ValueError):
     """A converted checkpoint does not fit the model: names the missing and unexpected keys."""
 
     def __init__(self, source: str, missing: List[str], unexpected: List[str]):
@@ -31,7 +33,7 @@ def load_strict(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -
     wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
              for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
     if wrong:
-        raise ValueError(f"{source}: shape mismatch\n  " + "\n  ".join(wrong[:20]))
+        raise InputError(f"{source}: shape mismatch\n  " + "\n  ".join(wrong[:20]))
     model.load_state_dict(state, strict=True)
 
 

@@ -7,6 +7,7 @@ from typing import Dict
 
 import torch
 
+from vistok.errors import InputError
 from vistok.hub.catalogue import get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.download import fetch
@@ -19,10 +20,10 @@ def release_discriminator_state(name: str) -> Dict[str, torch.Tensor]:
     card = get_card(name)
     family = get_family(card.family)
     if not family.discriminator_converter or card.converter != "official":
-        raise ValueError(f"loss.adversarial.init: {name} ({card.family}) ships no discriminator, only the "
+        raise InputError(f"loss.adversarial.init: {name} ({card.family}) ships no discriminator, only the "
                          "tokenizer's weights; leave loss.adversarial.init unset to start the GAN from random weights")
     path, _ = fetch(card.source, name)
     try:
         return resolve(family.discriminator_converter)(read_state_dict(path))
     except ValueError as err:
-        raise ValueError(f"loss.adversarial.init: {name} ({path}): {err}") from None
+        raise InputError(f"loss.adversarial.init: {name} ({path}): {err}") from None

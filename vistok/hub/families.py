@@ -12,6 +12,8 @@ from typing import Any, Callable, Dict, Mapping, Tuple
 
 import torch
 
+from vistok.errors import InputError, UnknownNameError
+
 
 def resolve(target: str) -> Any:
     """The object a ``module:attribute`` string names (imported on use)."""
@@ -50,7 +52,7 @@ class Family:
         if converter == "tokzoo":
             return dict(state)
         if not self.official_converter:
-            raise ValueError(f"family {self.name!r} has no converter from an official checkpoint; "
+            raise InputError(f"family {self.name!r} has no converter from an official checkpoint; "
                              "only tokzoo's own layout (converter: tokzoo) loads")
         fn: Callable = resolve(self.official_converter)
         return fn(state, config)
@@ -79,4 +81,4 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise KeyError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
+        raise UnknownNameError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None

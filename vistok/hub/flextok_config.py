@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from vistok.errors import TokzooError
 from vistok.models.flextok import FlexTokConfig, FlexTokVAEConfig
 
 _P = "flextok."
@@ -43,7 +44,7 @@ _TRUNK_KNOWN = {"input_seq_read_key", "output_seq_write_key", "block_mask_read_k
                   "gated_mlp", "qk_norm", "adaLN_expansion"}
 
 
-class OfficialConfigError(ValueError):
+class OfficialConfigError(TokzooError, ValueError):
     """An official FlexTok config is malformed, unsafe or not supported; names the file and field."""
 
 

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+from vistok.errors import InputError, UnknownNameError
 from vistok.hub.card import ZooCard
 from vistok.hub.catalogue import find_card, get_card
 from vistok.hub.checkpoint_io import read_state_dict
@@ -120,7 +121,7 @@ def load_tokenizer(name_or_path: Union[str, Path], *, revision: Optional[str] = 
     if path.is_dir():
         return load_pretrained_dir(path, device)
     if path.exists():
-        raise ValueError(f"{path}: is a file; load_tokenizer takes a directory with {CONFIG_NAME} + "
+        raise InputError(f"{path}: is a file; load_tokenizer takes a directory with {CONFIG_NAME} + "
                          f"{WEIGHTS_NAME}, a zoo name or an org/name repo (convert an official file with a zoo card)")
     card = find_card(text)
     if card is not None:
@@ -130,5 +131,5 @@ def load_tokenizer(name_or_path: Union[str, Path], *, revision: Optional[str] = 
     try:
         get_card(text)
     except KeyError as err:
-        raise KeyError(f"{err.args[0]}; it is not a local directory or an org/name repo either") from None
+        raise UnknownNameError(f"{err.args[0]}; it is not a local directory or an org/name repo either") from None
     raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_model
 
 from vistok._version import __version__
+from vistok.errors import UnreadableFileError
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import load_strict
 from vistok.hub.families import get_family
@@ -60,9 +61,9 @@ def read_config(path: Union[str, Path]) -> Dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read tokenizer config ({err})") from None
+        raise UnreadableFileError(f"{path}: cannot read tokenizer config ({err})") from None
     if not isinstance(record, dict) or "family" not in record or "config" not in record:
-        raise ValueError(f"{path}: not a tokzoo config (expected 'family' and 'config' fields; a config.json "
+        raise UnreadableFileError(f"{path}: not a tokzoo config (expected 'family' and 'config' fields; a config.json "
                          "written by the authors' code is converted through a zoo card instead)")
     return record
 

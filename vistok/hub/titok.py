@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
+from vistok.errors import InputError
 from vistok.hub.convert import load_strict, rename_prefix
 from vistok.models.titok import TiTok, TiTokConfig
 
@@ -85,14 +86,14 @@ def config_from_official(official_config: Mapping[str, Any]) -> TiTokConfig:
     try:
         vq = official_config["model"]["vq_model"]
     except (KeyError, TypeError):
-        raise ValueError("not a TiTok config: expected a 'model.vq_model' section") from None
+        raise InputError("not a TiTok config: expected a 'model.vq_model' section") from None
     legacy = bool(vq.get("is_legacy", True))
     crop = official_config.get("dataset", {}).get("preprocessing", {}).get("crop_size", 256)
     if vq.get("vit_enc_patch_size", 16) != vq.get("vit_dec_patch_size", 16):
-        raise ValueError("encoder and decoder patch sizes differ; not supported")
+        raise InputError("encoder and decoder patch sizes differ; not supported")
     mode = vq.get("quantize_mode", "vq")
     if legacy and not vq.get("finetune_decoder", True):
-        raise ValueError("a stage-1 TiTok config (proxy-code logits, no pixel decoder) is not a tokenizer; "
+        raise InputError("a stage-1 TiTok config (proxy-code logits, no pixel decoder) is not a tokenizer; "
                          "use the stage-2 (finetune_decoder: true) checkpoint")
     return TiTokConfig(
         image_size=int(crop),

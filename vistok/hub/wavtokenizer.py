@@ -27,6 +27,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
+from vistok.errors import InputError
 from vistok.hub.convert import load_strict, rename_prefix
 
 LIGHTNING_ENCODER = "feature_extractor.encodec.encoder.model."
@@ -154,7 +155,7 @@ def infer_config(official: Mapping[str, torch.Tensor]):
 
     state = {k[len("encoder_model."):] if k.startswith("encoder_model.") else k: v for k, v in official.items()}
     if detect_layout(state) == "tokzoo":
-        raise ValueError("not an official WavTokenizer state dict (no SEANet encoder keys)")
+        raise InputError("not an official WavTokenizer state dict (no SEANet encoder keys)")
     convs: Dict[int, torch.Tensor] = {}
     lstm_layers = set()
     for key, value in state.items():
@@ -169,7 +170,7 @@ def infer_config(official: Mapping[str, torch.Tensor]):
             lstm_layers.add(int(lstm.group(1)))
     down = [(i, w) for i, w in sorted(convs.items()) if w.shape[0] == 2 * w.shape[1] and w.shape[-1] % 2 == 0]
     if not down or 0 not in convs:
-        raise ValueError("cannot infer the encoder strides: no stem or channel-doubling convolutions found")
+        raise InputError("cannot infer the encoder strides: no stem or channel-doubling convolutions found")
     strides = [int(w.shape[-1]) // 2 for _, w in down]
     residual_layers = (down[1][0] - down[0][0]) - 2 if len(down) > 1 else down[0][0] - 2
     codebook = next((v for k, v in state.items() if k.endswith("_codebook.embed") or k == "quantizer.codebook.embed"),
@@ -177,7 +178,7 @@ def infer_config(official: Mapping[str, torch.Tensor]):
     levels = {int(m.group(1)) for k in state if (m := LIGHTNING_CODEBOOK.match(k))}
     head = state.get("head.out.weight", state.get("head.linear.weight"))
     if codebook is None or head is None or "backbone.embed.weight" not in state:
-        raise ValueError("cannot infer the config: codebook, backbone.embed or head weights are missing")
+        raise InputError("cannot infer the config: codebook, backbone.embed or head weights are missing")
     layers = {int(m.group(1)) for k in state if (m := re.match(r"^backbone\.convnext\.(\d+)\.", k))}
     return WavTokenizerConfig(
         strides=strides,
@@ -205,10 +206,10 @@ def config_from_official_yaml(data: Mapping[str, Any]):
         args = data["model"]["init_args"]
         fe, bb, head = (args[k]["init_args"] for k in ("feature_extractor", "backbone", "head"))
     except (KeyError, TypeError):
-        raise ValueError("not a WavTokenizer config: expected "
+        raise InputError("not a WavTokenizer config: expected "
                          "model.init_args.{feature_extractor,backbone,head}") from None
     if head.get("padding", "same") != "same":
-        raise ValueError(f"head padding {head.get('padding')!r} is not supported (only 'same')")
+        raise InputError(f"head padding {head.get('padding')!r} is not supported (only 'same')")
     strides = list(reversed([int(r) for r in fe["dowmsamples"]]))  # the YAML lists decoder order (sic)
     cfg = WavTokenizerConfig(
         sample_rate=int(args.get("sample_rate", 24000)),
@@ -224,7 +225,7 @@ def config_from_official_yaml(data: Mapping[str, Any]):
         n_fft=int(head["n_fft"]),
     )
     if int(head.get("hop_length", cfg.hop_length)) != cfg.hop_length:
-        raise ValueError(f"head hop_length {head['hop_length']} differs from the encoder's hop {cfg.hop_length}")
+        raise InputError(f"head hop_length {head['hop_length']} differs from the encoder's hop {cfg.hop_length}")
     return cfg
 
 
@@ -251,6 +252,6 @@ def convert_wavtokenizer_discriminators(official: Mapping[str, torch.Tensor]) ->
                 out[ours + rest] = value
                 break
     if not out:
-        raise ValueError("the checkpoint holds no discriminator weights (no multiperioddisc. / multiresddisc. / "
+        raise InputError("the checkpoint holds no discriminator weights (no multiperioddisc. / multiresddisc. / "
                          "dac. keys): only the Lightning .ckpt releases ship them")
     return out

@@ -10,6 +10,7 @@ from torch import nn
 
 from vistok.data.images import to_uint8
 from vistok.data.seeding import make_generator
+from vistok.errors import InputError
 from vistok.metrics.samples import Batch, SampleSource
 from vistok.metrics.tokenizer_runner import PRECISIONS
 from vistok.models.generator import check_pair, sample_images
@@ -20,9 +21,9 @@ def balanced_labels(num_samples: int, classes: Sequence[int]) -> List[int]:
     ``classes[i * len(classes) // num_samples]``; 50 per class for 50k ImageNet samples, the same
     order as ``tokzoo generate --num-per-class 50``."""
     if num_samples < 1:
-        raise ValueError(f"the number of samples must be positive, got {num_samples}")
+        raise InputError(f"the number of samples must be positive, got {num_samples}")
     if not classes:
-        raise ValueError("no classes to sample")
+        raise InputError("no classes to sample")
     return [int(classes[i * len(classes) // num_samples]) for i in range(num_samples)]
 
 
@@ -42,12 +43,12 @@ class GeneratorSource(SampleSource):
                  names: Optional[Dict[str, str]] = None):
         check_pair(generator, tokenizer)
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+            raise InputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.labels = [int(c) for c in labels]
         num_classes = generator.config.num_classes
         bad = [c for c in self.labels if not 0 <= c < num_classes]
         if bad:
-            raise ValueError(f"label {bad[0]} is outside the generator's classes 0..{num_classes - 1}")
+            raise InputError(f"label {bad[0]} is outside the generator's classes 0..{num_classes - 1}")
         self.generator, self.tokenizer = generator.eval(), tokenizer.eval()
         self.device = next(generator.parameters()).device
         self.seed = int(seed)

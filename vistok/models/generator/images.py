@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import torch
 
+from vistok.errors import InputError
 from vistok.models.generator.model import ARGenerator
 from vistok.models.generator.sampling import Generators
 
@@ -21,12 +22,12 @@ def check_pair(generator: ARGenerator, tokenizer: torch.nn.Module) -> None:
     tokens as the tokenizer decodes)."""
     codebook = tokenizer_codebook_size(tokenizer)
     if codebook is None or getattr(getattr(tokenizer, "config", None), "bottleneck", "vq") == "kl":
-        raise ValueError(f"{type(tokenizer).__name__} is not a discrete tokenizer (no quantizer codebook)")
+        raise InputError(f"{type(tokenizer).__name__} is not a discrete tokenizer (no quantizer codebook)")
     if codebook != generator.config.codebook_size:
-        raise ValueError(f"the generator models {generator.config.codebook_size} ids, the tokenizer's codebook "
+        raise InputError(f"the generator models {generator.config.codebook_size} ids, the tokenizer's codebook "
                          f"has {codebook}: they were not trained together")
     if generator.num_tokens > tokenizer.num_tokens:
-        raise ValueError(f"the generator writes {generator.num_tokens} tokens, the tokenizer decodes at most "
+        raise InputError(f"the generator writes {generator.num_tokens} tokens, the tokenizer decodes at most "
                          f"{tokenizer.num_tokens}")
 
 
