@@ -253,7 +253,9 @@ class WavTokenizer(Tokenizer):
 
         Items with trailing ``PAD_ID`` are decoded at their own length (the decoder's attention and
         group norms see the whole sequence, so padding would change them) and zero-filled after.
-        ``chunk_size``: decode in windows of that many tokens (see :meth:`decode_stream`).
+        Memory grows linearly with ``L`` (the attention runs on a fused SDPA kernel, no ``L x L``
+        map). ``chunk_size``: decode in windows of that many tokens when even that is too much
+        (see :meth:`decode_stream`).
         """
         ids = self._check_ids(ids)
         lengths = self._lengths(ids)

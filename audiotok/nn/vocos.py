@@ -62,7 +62,8 @@ class ResnetBlock(nn.Module):
 
 class SelfAttention(nn.Module):
     """Single-head self-attention over all frames (1x1-conv projections), residual. Runs on
-    ``scaled_dot_product_attention``, so fused kernels avoid the ``L x L`` map where available."""
+    ``scaled_dot_product_attention`` with contiguous ``(B, 1, L, C)`` inputs, so a fused kernel
+    (CPU flash attention; flash / memory-efficient on CUDA) keeps memory linear in ``L``."""
 
     def __init__(self, dim: int, groups: int = 32, eps: float = 1e-6):
         super().__init__()
@@ -74,7 +75,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)
-        q, k, v = (proj(h).transpose(1, 2)[:, None] for proj in (self.q, self.k, self.v))  # (B, 1, L, C)
+        # contiguous (B, 1, L, C): the fused SDPA kernels need the last dim at stride 1; the bare
+        # transpose of (B, C, L) sends SDPA to its math path, which materialises the L x L map
+        q, k, v = (proj(h).transpose(1, 2).contiguous()[:, None] for proj in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v)[:, 0].transpose(1, 2)
         return x + self.proj_out(out)
 

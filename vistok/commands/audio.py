@@ -211,6 +211,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
 
 
+CHUNK_HELP = ("decode in windows of this many tokens, with 8 tokens of context on either side: memory is bounded by "
+              "the window (without it, it grows linearly with the clip), but the decoder's attention then sees only "
+              "the window, so the audio approximates the whole-clip decode")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     audio = subparsers.add_parser("audio", help="audio files <-> token ids with an audio codec (WavTokenizer)")
     sub = audio.add_subparsers(dest="audio_command", metavar="ACTION", required=True)
@@ -222,13 +227,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="token ids (.npy) -> WAV files")
     p.add_argument("ids", help=".npy file written by `tokzoo audio encode`")
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--chunk-size", type=positive_int, help="decode in windows of this many tokens (bounded memory)")
+    p.add_argument("--chunk-size", type=positive_int, help=CHUNK_HELP)
     _common(p)
     p.set_defaults(func=_decode)
     p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR, mel distance, "
                                              "PESQ-WB (16 kHz) and STOI")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--chunk-size", type=positive_int, help="decode in windows of this many tokens (bounded memory)")
+    p.add_argument("--chunk-size", type=positive_int, help=CHUNK_HELP)
     _common(p)
     p.set_defaults(func=_reconstruct)
