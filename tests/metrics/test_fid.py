@@ -113,3 +113,22 @@ def test_kid_precision_recall_and_inception_score_sanity():
     assert F.inception_score(confident, splits=1)["inception_score_mean"] == pytest.approx(10.0, rel=1e-3)
     few = F.inception_score(torch.zeros(6, 10))  # fewer images than the 10 default splits: capped, not NaN
     assert few["inception_score_splits"] == 6 and few["inception_score_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("imaginary,refused", [(1e-7, False), (5e-4, False), (2e-2, True)])
+def test_scipy_fid_refuses_a_square_root_with_a_large_imaginary_diagonal(monkeypatch, imaginary, refused):
+    """Round-off imaginary parts are dropped; one above the reference tolerance (1e-3) is an error,
+    not a silently wrong trace."""
+    from scipy import linalg
+
+    gen = torch.Generator().manual_seed(1)
+    sa = F.FeatureStats.from_features(torch.randn(200, 8, generator=gen))
+    sb = F.FeatureStats.from_features(torch.randn(200, 8, generator=gen) + 0.5)
+    clean = F.frechet_distance(sa, sb, "scipy")
+    real_sqrtm = linalg.sqrtm
+    monkeypatch.setattr(linalg, "sqrtm", lambda m: real_sqrtm(m).real + 1j * imaginary * np.eye(len(m)))
+    if refused:
+        with pytest.raises(F.FIDNumericalError, match=r"imaginary diagonal part of 0\.02 .*--fid-method torch-fidelity"):
+            F.frechet_distance(sa, sb, "scipy")
+    else:
+        assert F.frechet_distance(sa, sb, "scipy") == pytest.approx(clean, rel=1e-12)

@@ -20,7 +20,14 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from vistok.errors import TokzooError
+
 FID_METHODS = ("auto", "torch-fidelity", "scipy")
+IMAGINARY_TOLERANCE = 1e-3  # largest |imag| allowed on the diagonal of sqrtm(S1 S2) (TTUR, pytorch-fid, ADM)
+
+
+class FIDNumericalError(TokzooError, ValueError):
+    """The Frechet distance cannot be computed reliably from these statistics; says what to change."""
 
 
 @dataclass
@@ -103,6 +110,14 @@ def _frechet_scipy(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> float
         offset = np.eye(s1.shape[0]) * eps
         covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
     if np.iscomplexobj(covmean):
+        # round-off gives sqrtm a tiny imaginary part; a large one on the diagonal means the trace
+        # would be wrong, so refuse it (the tolerance the reference implementations use)
+        imaginary = float(np.max(np.abs(np.diagonal(covmean).imag)))
+        if imaginary > IMAGINARY_TOLERANCE:
+            raise FIDNumericalError(
+                f"FID (scipy sqrtm): the matrix square root has an imaginary diagonal part of {imaginary:.3g} "
+                f"(more than {IMAGINARY_TOLERANCE:g}): the covariances are too ill-conditioned for this method; "
+                "use more images, or --fid-method torch-fidelity")
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
