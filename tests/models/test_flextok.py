@@ -265,3 +265,32 @@ def test_logit_normal_timesteps_are_the_sigmoid_of_a_standard_normal():
     assert abs(logit.mean().item()) < 5 / n ** 0.5
     assert abs(logit.std().item() - 1) < 5 / (2 * n) ** 0.5
     assert abs((logit < 0).double().mean().item() - 0.5) < 5 * 0.5 / n ** 0.5  # median 1/2
+
+
+@torch.no_grad()
+def test_posterior_sample_with_one_generator_per_image():
+    """``sample_posterior``: per-image generators give each image its own draw, whatever the batch,
+    without touching the global RNG; one generator still draws as diffusers does."""
+    model = tiny_model(vae=dict(TINY["vae"], sample_posterior=True))
+    x = images(3)
+
+    def gens(*seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    state = torch.get_rng_state()
+    batch = model.vae.encode(x, generator=gens(1, 2, 3))
+    singles = torch.cat([model.vae.encode(x[i : i + 1], generator=gens(s)) for i, s in enumerate((1, 2, 3))])
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(batch, singles, rtol=1e-5, atol=1e-5)  # the conv may block by batch
+    mode = model.vae.encode(x, sample=False)
+    assert (batch - mode).abs().mean() > 0.1  # it does sample
+    dist = model.vae.autoencoder.encode(x * 2 - 1).latent_dist
+    noise = torch.cat([torch.randn(1, 4, 8, 8, generator=g) for g in gens(1, 2, 3)])
+    torch.testing.assert_close(batch, (dist.mean + dist.std * noise) * 0.7)
+    ids = model.encode(x, generator=gens(1, 2, 3))
+    assert torch.equal(ids, model.encode(x, generator=gens(1, 2, 3)))
+    assert not torch.equal(ids, model.encode(x, generator=gens(4, 5, 6)))
+    one = model.vae.encode(x, generator=torch.Generator().manual_seed(9))  # one generator: diffusers' draw
+    torch.testing.assert_close(one, model.vae.encode(x, generator=torch.Generator().manual_seed(9)))
+    with pytest.raises(ValueError, match="2 posterior generators for a batch of 3"):
+        model.vae.encode(x, generator=gens(1, 2))

@@ -67,7 +67,8 @@ class _Reconstructions(SampleSource):
         from vistok.data.images import to_uint8
 
         for indices, images in self.originals.batches(start, stop, batch_size):
-            yield indices, to_uint8(self.runner.decode(self.runner.encode(images.float() / 255), indices)).cpu()
+            tokens = self.runner.encode(images.float() / 255, indices)  # a sampled posterior seeded per image
+            yield indices, to_uint8(self.runner.decode(tokens, indices)).cpu()
 
     def describe(self) -> Dict[str, object]:
         return {"path": f"reconstructions of {self.originals.describe().get('path', 'the held-out images')}"}

@@ -21,7 +21,11 @@ class Protocol:
     feature_network: name, layer, weights path / sha256 / source, precision.
     tokenizer: the model evaluated (name or path, family, config) when there is one.
     precision: autocast dtype the tokenizer actually ran in (``fp32`` on the CPU).
-    seed: the perturbation / sampling seed (None when nothing is random).
+    seed: the perturbation / sampling seed (None when nothing is random). Every draw is per image
+        from a generator seeded ``(seed, purpose, image index)``: ``'posterior'`` (a sampled VAE
+        posterior), ``'decode'`` (a sampling decoder's noise), ``'pfid'`` with alpha and delta
+        (perturbations), so the numbers do not depend on batch size or process count;
+        ``tokenizer`` says which apply.
     definition: for pFID, which definition and parameters are implemented.
     """
 

@@ -6,6 +6,11 @@ asked for: the first k ids decoded) the pass keeps the Inception features of the
 reconstruction, PSNR, SSIM and LPIPS; the clean token ids feed exact codebook counts. The
 originals' features come from the reference cache when the same images were
 measured before with the same preprocessing and network, else from this pass (and are cached).
+
+Everything random is seeded per image from ``(seed, image index)`` (see ``tokenizer_runner``):
+a sampled VAE posterior, the decoding noise, the perturbations; so a pass gives the same numbers
+in every run, at any batch size and process count. Each image is encoded once: a pFID pass
+decodes its clean variant from the very ids it perturbs (pFID at alpha=0 is the clean rFID).
 """
 from __future__ import annotations
 
@@ -96,14 +101,16 @@ def reconstruction_pass(runner: TokenizerRunner, source: SampleSource, inception
             out: Dict[str, torch.Tensor] = {}
             if reference is None:
                 out["original/feat"] = inception(images)["2048"]
-            clean = runner.encode(x)
-            if usage is not None:
-                usage.update(clean.cpu())
             perturbed = {}
-            if perturbations:
-                z, quantized = runner.quantizer_input(x)
+            if perturbations:  # one encoding: the clean ids are those the perturbations start from
+                z, quantized = runner.quantizer_input(x, indices, seed)
+                clean = runner.clean_ids(quantized)
                 perturbed = {point: runner.perturbed_ids(z, quantized, indices, point[0], point[1], seed, ks)
                              for point in perturbations}
+            else:
+                clean = runner.encode(x, indices, seed)
+            if usage is not None:
+                usage.update(clean.cpu())
             for name, point, k in variants:
                 ids = clean
                 if point is not None:

@@ -50,6 +50,9 @@ def _tokenizer_info(runner: TokenizerRunner, name: Optional[str], settings: Pass
         info["decode_options"] = runner.decode_options
     if runner.seeded_decoding:
         info["decoding_noise"] = "one standard normal draw per image from a generator seeded (seed, 'decode', index)"
+    if runner.seeded_encoding:
+        info["posterior_noise"] = ("the VAE posterior sampled once per image (mean + std * a standard normal draw "
+                                   "from a generator seeded (seed, 'posterior', index)); rFID and pFID share it")
     return info
 
 
@@ -79,7 +82,7 @@ def evaluate_rfid(runner: TokenizerRunner, source: SampleSource, inception: Ince
     """rFID, PSNR, SSIM, LPIPS and codebook use; also returns the report's image grid rows."""
     settings = settings or PassSettings()
     out = reconstruction_pass(runner, source, inception, lpips, settings)
-    seed = 0 if runner.seeded_decoding else None
+    seed = 0 if runner.seeded_decoding or runner.seeded_encoding else None
     protocol = _protocol("rfid", source, out, inception, runner, settings, tokenizer, seed)
     ks = token_counts(settings)
     metrics = _clean_metrics(out, lpips, ks[-1])

@@ -4,13 +4,19 @@ Perturbed tokens (pFID) need the quantizer's input, which the public ``encode`` 
 says here how to get it. Every image is perturbed with its own generator, seeded from
 ``(seed, alpha, delta, image index)``, so a pFID does not depend on batch size or process count.
 Tokenizers that decode by sampling (FlexTok's flow decoder) get their initial noise the same way,
-from ``(seed, image index)``: the same noise for an image at every token count and batching.
+from ``(seed, 'decode', image index)``: the same noise for an image at every token count and batching.
+Tokenizers that encode by sampling (FlexTok and its VAE with ``sample_posterior``) get their
+posterior noise from one generator per image seeded ``(seed, 'posterior', image index)``, given
+to the model's ``encode`` (no global RNG state is read or moved): the same ids for an image in
+every run, batching and process count. :meth:`TokenizerRunner.quantizer_input` draws the same
+sample as :meth:`TokenizerRunner.encode`, and a pFID pass takes its clean ids from it
+(:meth:`TokenizerRunner.clean_ids`), so the ids pFID perturbs are the ids rFID reconstructs.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -21,11 +27,20 @@ from vistok.quant.perturb import LatentPerturbation
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
-# family -> (images -> channels-last quantizer input, quantizer ids -> the layout ``decode`` reads)
-_LATENTS: Dict[str, Tuple[Callable[[nn.Module, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "titok": (lambda m, x: m.encoder(x), lambda ids: ids),  # (B, N, token_size) -> ids (B, N)
-    "maskgit_vqgan": (lambda m, x: m.encoder(x).permute(0, 2, 3, 1), lambda ids: ids.flatten(1)),  # (B, h, w, C)
-    "flextok": (lambda m, x: m.encoder(m.vae.encode(x)), lambda ids: ids),  # (B, N, 6) FSQ input
+Generators = Optional[List[torch.Generator]]
+# family -> (images, per-image posterior generators -> channels-last quantizer input,
+#            quantizer ids -> the layout ``encode`` returns and ``decode`` reads)
+_LATENTS: Dict[str, Tuple[Callable[[nn.Module, torch.Tensor, Generators], torch.Tensor],
+                          Callable[[torch.Tensor], torch.Tensor]]] = {
+    "titok": (lambda m, x, g: m.encoder(x), lambda ids: ids),  # (B, N, token_size) -> ids (B, N)
+    "maskgit_vqgan": (lambda m, x, g: m.encoder(x).permute(0, 2, 3, 1), lambda ids: ids.flatten(1)),  # (B, h, w, C)
+    "flextok": (lambda m, x, g: m.encoder(m.vae.encode(x, generator=g)), lambda ids: ids),  # (B, N, 6) FSQ input
+}
+# family -> whether the model's ``encode`` samples (a VAE posterior); such models take
+# ``encode(x, generator=[one torch.Generator per image])``
+_POSTERIOR: Dict[str, Callable[[nn.Module], bool]] = {
+    "flextok": lambda m: bool(m.config.vae.sample_posterior),
+    "flextok_vae": lambda m: bool(m.config.sample_posterior),
 }
 # family -> the shape of one image's initial decoding noise, for tokenizers whose decode samples
 _DECODE_NOISE: Dict[str, Callable[[nn.Module], Tuple[int, ...]]] = {
@@ -71,6 +86,19 @@ class TokenizerRunner:
         """Whether decoding samples (from noise seeded per image)."""
         return self.family in _DECODE_NOISE
 
+    @property
+    def seeded_encoding(self) -> bool:
+        """Whether encoding samples a posterior (from noise seeded per image)."""
+        return self.family in _POSTERIOR and _POSTERIOR[self.family](self.model)
+
+    def posterior_generators(self, indices: Optional[torch.Tensor], seed: int = 0) -> Generators:
+        """One CPU generator per image, seeded ``(seed, 'posterior', index)``, for a model whose
+        encoding samples; None when it does not or no ``indices`` are given (the model's own
+        default: the global generator)."""
+        if indices is None or not self.seeded_encoding:
+            return None
+        return [make_generator(seed, "posterior", int(i)) for i in indices.tolist()]
+
     def check_prefixes(self, ks: Sequence[int]) -> None:
         """Refuse token counts unless the model is a 1D tokenizer that decodes any prefix of its ids."""
         n = getattr(self.model, "num_tokens", None)
@@ -93,9 +121,13 @@ class TokenizerRunner:
         return torch.autocast("cuda", dtype=dtype)
 
     @torch.inference_mode()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, indices: Optional[torch.Tensor] = None, seed: int = 0) -> torch.Tensor:
+        """Images -> tokens; ``indices`` (the images' positions in the evaluation set) seed the
+        posterior sample of sampling encoders (else they draw from the global generator)."""
+        generators = self.posterior_generators(indices, seed)
+        options = {} if generators is None else {"generator": generators}
         with self.autocast():
-            return self.model.encode(images.to(self.device, non_blocking=True))
+            return self.model.encode(images.to(self.device, non_blocking=True), **options)
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, indices: Optional[torch.Tensor] = None, seed: int = 0) -> torch.Tensor:
@@ -111,16 +143,23 @@ class TokenizerRunner:
             return self.model.decode(tokens, **options).float()
 
     @torch.inference_mode()
-    def quantizer_input(self, images: torch.Tensor):
+    def quantizer_input(self, images: torch.Tensor, indices: Optional[torch.Tensor] = None, seed: int = 0):
         """``(z, clean)``: the latent the quantizer sees and its clean output, computed once per
-        batch and shared by every perturbation point (:meth:`perturbed_ids`)."""
+        batch and shared by every perturbation point (:meth:`perturbed_ids`) and by the clean
+        reconstruction (:meth:`clean_ids`). ``indices``, ``seed``: as :meth:`encode`, whose
+        posterior sample this draws too."""
         family = getattr(self.model, "family", "")
         if family not in _LATENTS or not self.is_discrete:
             raise ValueError(f"pFID needs a discrete tokenizer whose quantizer input is known; "
                              f"{type(self.model).__name__} ({family!r}) is not one of {sorted(_LATENTS)}")
+        generators = self.posterior_generators(indices, seed)
         with self.autocast():
-            z = _LATENTS[family][0](self.model, images.to(self.device, non_blocking=True))
+            z = _LATENTS[family][0](self.model, images.to(self.device, non_blocking=True), generators)
         return z, self.model.quantize(z)
+
+    def clean_ids(self, clean) -> torch.Tensor:
+        """The token ids of :meth:`quantizer_input`'s clean output, as :meth:`encode` returns them."""
+        return _LATENTS[self.model.family][1](clean.indices)
 
     @torch.inference_mode()
     def perturbed_ids(self, z: torch.Tensor, clean, indices: torch.Tensor, alpha: float, delta: int, seed: int,

@@ -1,9 +1,11 @@
 """FlexTok: images -> 256 ordered FSQ ids, any prefix of which decodes (Bachmann et al., 2025).
 
 Images are in [0, 1] at the interface (the release works in [-1, 1]; the conversion happens
-here). ``encode`` is deterministic when the VAE takes its posterior mode; ``decode`` samples the
-rectified-flow decoder, so pass ``generator`` (one ``randn((1, C, h, w))`` per image, in batch
-order, as the release draws) or ``noise`` for repeatable images.
+here). ``encode`` is deterministic when the VAE takes its posterior mode; with
+``sample_posterior`` (the release's default) pass ``generator`` (one, or one per image: see
+``vae.posterior_sample``) for repeatable ids. ``decode`` samples the rectified-flow decoder, so
+pass ``generator`` (one ``randn((1, C, h, w))`` per image, in batch order, as the release draws) or
+``noise`` for repeatable images.
 
 Training: ``flow_matching_loss`` and ``forward``. ``forward(x)`` returns a :class:`ReconOut` whose
 ``loss`` is the flow-matching loss (plus ``repa_weight`` times the REPA loss) and whose
@@ -27,7 +29,7 @@ from vistok.models.flextok.encoder import FlexTokEncoder
 from vistok.models.flextok.repa import RepaTeacher, repa_loss
 from vistok.models.flextok.sampling import Guidance, Scale, euler_sample
 from vistok.models.flextok.training import fsq_noise, sample_keep_k, sample_timesteps
-from vistok.models.flextok.vae import FlexTokVAE
+from vistok.models.flextok.vae import FlexTokVAE, Generators
 from vistok.quant import FSQ, Stats
 
 
@@ -78,8 +80,11 @@ class FlexTok(Tokenizer):
     # ----- tokens -----
 
     def encode(self, x: torch.Tensor, num_tokens: Optional[int] = None, sample_posterior: Optional[bool] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images ``(B, 3, H, W)`` in [0, 1] -> ids ``(B, k)`` (k = num_tokens, default all)."""
+               generator: Generators = None) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in [0, 1] -> ids ``(B, k)`` (k = num_tokens, default all).
+
+        sample_posterior: default ``config.vae.sample_posterior``. generator: the posterior noise,
+        one generator or a sequence of one per image (``vae.posterior_sample``); else the global RNG."""
         latents = self.vae.encode(x, sample_posterior, generator)
         return self.encode_latents(latents, num_tokens)
 

@@ -4,12 +4,19 @@ Latents are multiplied by ``scaling_factor`` after encoding and divided by it be
 as the release does. The factor comes from the checkpoint's config; a VAE built without one
 refuses to encode or decode rather than guess. The released wrapper samples the posterior by
 default (``sample_posterior``); ``encode`` follows the config unless told otherwise.
+
+A posterior sample is ``mean + std * noise``. Its noise comes from ``generator``: one
+``torch.Generator`` for the whole batch (diffusers' draw, the release's), or a sequence of
+generators, one per image, each drawing that image's ``(1, C, h, w)`` standard normal in fp32 on
+its own device. Per-image generators make an image's sample independent of the batch it is in
+(evaluation seeds them from ``(seed, 'posterior', image index)``); neither touches the global RNG.
+Without a generator the draw comes from the global generator.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -63,6 +70,27 @@ def build_autoencoder(cfg: FlexTokVAEConfig) -> nn.Module:
                          scaling_factor=cfg.scaling_factor if cfg.scaling_factor is not None else 1.0)
 
 
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+
+def posterior_sample(dist, generator: Generators = None) -> torch.Tensor:
+    """A sample of the diagonal Gaussian ``dist`` (diffusers' ``DiagonalGaussianDistribution``).
+
+    ``generator``: None or one generator (``dist.sample``, as diffusers draws), or one generator per
+    image in batch order: image ``b`` gets ``randn((1, C, h, w))`` in fp32 from ``generator[b]``
+    (drawn on that generator's device, then moved), whatever the batch and the VAE's precision."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return dist.sample(generator)
+    generators = list(generator)
+    mean = dist.mean
+    if len(generators) != mean.shape[0]:
+        raise ValueError(f"got {len(generators)} posterior generators for a batch of {mean.shape[0]} images")
+    shape = (1, *mean.shape[1:])
+    noise = torch.cat([torch.randn(shape, generator=g, device=g.device, dtype=torch.float32).to(mean.device)
+                       for g in generators])
+    return mean.float() + dist.std.float() * noise
+
+
 class FlexTokVAE(Tokenizer):
     """Images in [0, 1] <-> scaled latents ``(B, C, H/8, W/8)``; a zoo model of its own and FlexTok's stage 0."""
 
@@ -88,12 +116,14 @@ class FlexTokVAE(Tokenizer):
         return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def encode_signed(self, x: torch.Tensor, sample: Optional[bool] = None,
-                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images in [-1, 1] -> scaled latents (posterior sample or mode)."""
+                      generator: Generators = None) -> torch.Tensor:
+        """Images in [-1, 1] -> scaled latents (posterior sample or mode; ``sample`` defaults to
+        ``config.sample_posterior``). ``generator``: one, or one per image (see
+        :func:`posterior_sample`); unused for the mode."""
         sample = self.config.sample_posterior if sample is None else sample
         with self._precision(x.device):
             dist = self.autoencoder.encode(x.float()).latent_dist
-            latents = dist.sample(generator) if sample else dist.mode()
+            latents = posterior_sample(dist, generator) if sample else dist.mode()
         return latents.float() * self.scaling_factor
 
     def decode_signed(self, latents: torch.Tensor) -> torch.Tensor:
@@ -102,8 +132,9 @@ class FlexTokVAE(Tokenizer):
             return self.autoencoder.decode(latents.float() / self.scaling_factor).sample.float()
 
     def encode(self, x: torch.Tensor, sample: Optional[bool] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images ``(B, 3, H, W)`` in [0, 1] -> scaled latents."""
+               generator: Generators = None) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in [0, 1] -> scaled latents (``sample``, ``generator``: as
+        :meth:`encode_signed`)."""
         return self.encode_signed(x * 2 - 1, sample, generator)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
