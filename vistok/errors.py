@@ -26,3 +26,8 @@ class UnknownNameError(TokzooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class MissingWeightsError(TokzooError, FileNotFoundError):
+    """A pretrained network a computation depends on (LPIPS trunk, Inception) is not on this machine;
+    the message names the file, where it is looked for and how to provide it."""

@@ -92,17 +92,28 @@ def test_non_finite_discriminator_loss_skips_the_discriminator_step(tmp_path, im
 
 
 def test_gan_perceptual_and_perturbation_losses_train(tmp_path, image_root):
+    no_weights = {"TORCH_HOME": str(tmp_path / "empty_torch_home")}  # no torchvision trunk: a random LPIPS
     result = _ok(run_training(
         tmp_path / "run", image_root, "training.max_steps=6", "loss.perceptual_weight=0.1",
+        "loss.perceptual_allow_random=true",
         "loss.adversarial.weight=0.1", "loss.adversarial.start_step=3", "loss.adversarial.lecam_weight=0.001",
         "loss.adversarial.norm=group", "loss.adversarial.channels=32", "loss.adversarial.adaptive=true",
-        "perturbation.alpha=0.5", "perturbation.beta=0.5", "perturbation.delta=4", "perturbation.progress=step"))
+        "perturbation.alpha=0.5", "perturbation.beta=0.5", "perturbation.delta=4", "perturbation.progress=step",
+        env=no_weights))
     records = {m["step"]: m for m in metrics(tmp_path / "run") if "loss/total" in m}
     assert "loss/discriminator" not in records[3] and "loss/discriminator" in records[4]
     assert all(torch.isfinite(torch.tensor(m["loss/total"])) for m in records.values())
     assert records[6]["loss/perceptual"] > 0
-    # offline the LPIPS backbone is random, and the run says so
-    assert "RANDOM" in (tmp_path / "run/events.log").read_text() or "pretrained" in result.stderr
+    assert "RANDOM" in (tmp_path / "run/events.log").read_text() + result.stderr  # the run says so
+
+
+def test_a_random_perceptual_network_is_refused_unless_asked_for(tmp_path, image_root):
+    result = run_training(tmp_path / "run", image_root, "training.max_steps=2", "loss.perceptual_weight=0.1",
+                          env={"TORCH_HOME": str(tmp_path / "empty_torch_home")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "loss.perceptual_net=vgg" in line and "vgg16-397923af.pth" in line and "perceptual_allow_random" in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_bf16_autocast_on_cpu(tmp_path, image_root):

@@ -7,6 +7,7 @@ import torchvision
 
 pytest.importorskip("lpips")
 
+from vistok.errors import MissingWeightsError  # noqa: E402
 from vistok.losses import PerceptualBackboneWarning, PerceptualLoss, backbone_checkpoint  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def empty_torch_home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def random_alex(empty_torch_home):
     with pytest.warns(PerceptualBackboneWarning) as record:
-        loss = PerceptualLoss("alex")
+        loss = PerceptualLoss("alex", allow_random=True)
     return loss, str(record[0].message)
 
 
@@ -61,9 +62,14 @@ def test_random_backbone_is_loud(random_alex):
     assert "RANDOM" in loss.status and "\n" not in loss.status
 
 
-def test_require_pretrained_raises(empty_torch_home):
-    with pytest.raises(RuntimeError, match="RANDOM"):
-        PerceptualLoss("alex", require_pretrained=True)
+def test_missing_backbone_is_an_error_naming_the_file(empty_torch_home):
+    """Without the torchvision trunk there is no LPIPS: refused unless a random network is asked for."""
+    with pytest.raises(MissingWeightsError) as caught:
+        PerceptualLoss("alex")
+    message = str(caught.value)
+    expected = os.path.join(str(empty_torch_home), "hub", "checkpoints", "alexnet-owt-7be5be79.pth")
+    assert expected in message and "TORCH_HOME" in message and "backbone_weights=PATH" in message
+    assert isinstance(caught.value, FileNotFoundError)
 
 
 def test_distance_values_gradient_and_modes(random_alex):

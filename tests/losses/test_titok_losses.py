@@ -1,10 +1,12 @@
 """The blur-pool discriminator and ConvNeXt perceptual losses TiTok's stage-2 and single-stage
 recipes use."""
+import re
 import warnings
 
 import pytest
 import torch
 
+from vistok.errors import MissingWeightsError
 from vistok.losses import (BlurPoolDiscriminator, ConvNeXtLogitLoss, PerceptualBackboneWarning,
                            WeightedPerceptualLoss, build_perceptual)
 from vistok.losses.blur_discriminator import BlurDownsample
@@ -60,17 +62,17 @@ def test_convnext_loss_is_the_logit_mse_after_224_resize(convnext_weights):
 def test_missing_convnext_weights_are_announced(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.warns(PerceptualBackboneWarning, match="RANDOM"):
-        loss = ConvNeXtLogitLoss()
+        loss = ConvNeXtLogitLoss(allow_random=True)
     assert not loss.backbone_pretrained and "RANDOM" in loss.status
-    with pytest.raises(RuntimeError, match="convnext_small"):
-        ConvNeXtLogitLoss(require_pretrained=True)
+    with pytest.raises(MissingWeightsError, match=r"convnext_small.*not found in " + re.escape(str(tmp_path))):
+        ConvNeXtLogitLoss()
 
 
 def test_weighted_mix_and_names(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PerceptualBackboneWarning)
-        mix = build_perceptual("lpips-convnext_s-1.0-0.1")
+        mix = build_perceptual("lpips-convnext_s-1.0-0.1", allow_random=True)
     assert isinstance(mix, WeightedPerceptualLoss) and mix.weights == (1.0, 0.1)
     x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():

@@ -97,6 +97,7 @@ class Loss:
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
     perceptual_net: str = "vgg"  # vgg | alex (LPIPS) | convnext_s | lpips-convnext_s-A-B (weighted mix)
+    perceptual_allow_random: bool = False  # train on a random network when its weights are missing (else refuse)
     proxy_teacher: str = "maskgit-vqgan-f16"  # loss.kind=proxy_codes: whose codes stage 1 predicts
     quantizer_weight: float = 1.0
     kl_weight: float = 1e-6  # loss.kind=vae: LDM's weight (its reconstruction is summed over pixels)

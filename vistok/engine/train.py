@@ -34,13 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from vistok.engine.recipe import RecipeError
-    from vistok.engine.errors import TrainingStopped
+    from vistok.errors import TokzooError
 
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (RecipeError, TrainingStopped) as err:
+    except (TokzooError, OSError) as err:  # as the tokzoo CLI: user errors in one line, bugs keep their traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 

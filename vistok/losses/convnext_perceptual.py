@@ -4,7 +4,8 @@ antialiasing), and the weighted LPIPS + ConvNeXt mix its single-stage recipes na
 ``lpips-convnext_s-A-B`` = (A * LPIPS + B * ConvNeXt) / (A + B).
 
 Like :class:`vistok.losses.PerceptualLoss`, nothing is downloaded: the ConvNeXt weights come from
-torchvision's cache file (or an explicit path), and a random network is announced loudly."""
+torchvision's cache file (or an explicit path); without them it refuses, unless ``allow_random``
+asks for a random network, which is then announced loudly."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vistok.errors import MissingWeightsError
 from vistok.losses.perceptual import PerceptualBackboneWarning, PerceptualLoss
 
 _MEAN = (0.485, 0.456, 0.406)
@@ -34,9 +36,11 @@ def convnext_checkpoint() -> dict:
 
 
 class ConvNeXtLogitLoss(nn.Module):
-    """Mean squared difference of ConvNeXt-Small logits for two ``(B, 3, H, W)`` batches in [0, 1]."""
+    """Mean squared difference of ConvNeXt-Small logits for two ``(B, 3, H, W)`` batches in [0, 1].
+    Without the ImageNet weights it raises :class:`~vistok.errors.MissingWeightsError` unless
+    ``allow_random``."""
 
-    def __init__(self, weights: Optional[str] = None, require_pretrained: bool = False):
+    def __init__(self, weights: Optional[str] = None, allow_random: bool = False):
         super().__init__()
         from torchvision.models import convnext_small
 
@@ -50,11 +54,12 @@ class ConvNeXtLogitLoss(nn.Module):
             self.backbone_pretrained = True
             self.status = f"ConvNeXt-S perceptual loss: ImageNet weights from {path}"
         else:
-            message = (f"ConvNeXt-S perceptual network is RANDOM: {ckpt['name']} was not found in {ckpt['dir']}. "
-                       f"Fix: put the torchvision file (from {ckpt['url']}) there, set TORCH_HOME, or pass weights=PATH.")
-            if require_pretrained:
-                raise RuntimeError(message)
-            warnings.warn(message, PerceptualBackboneWarning, stacklevel=2)
+            fix = f"put the torchvision file (from {ckpt['url']}) there, set TORCH_HOME, or pass weights=PATH"
+            if not allow_random:
+                raise MissingWeightsError(f"the ConvNeXt-S perceptual loss needs {ckpt['name']}, not found in "
+                                          f"{ckpt['dir']}: {fix}")
+            warnings.warn(f"ConvNeXt-S perceptual network is RANDOM (allow_random=True): {ckpt['name']} was not "
+                          f"found in {ckpt['dir']}. Fix: {fix}.", PerceptualBackboneWarning, stacklevel=2)
             self.backbone_pretrained = False
             self.status = f"ConvNeXt-S perceptual loss: RANDOM network ({ckpt['name']} missing from {ckpt['dir']})"
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -77,12 +82,12 @@ class ConvNeXtLogitLoss(nn.Module):
 class WeightedPerceptualLoss(nn.Module):
     """``(a * LPIPS + b * ConvNeXt) / (a + b)`` with both parts frozen."""
 
-    def __init__(self, lpips_weight: float, convnext_weight: float, lpips_net: str = "vgg"):
+    def __init__(self, lpips_weight: float, convnext_weight: float, lpips_net: str = "vgg", allow_random: bool = False):
         super().__init__()
         if lpips_weight < 0 or convnext_weight < 0 or lpips_weight + convnext_weight <= 0:
             raise ValueError(f"perceptual weights must be >= 0 and not both 0, got {lpips_weight}, {convnext_weight}")
-        self.lpips = PerceptualLoss(lpips_net)
-        self.convnext = ConvNeXtLogitLoss()
+        self.lpips = PerceptualLoss(lpips_net, allow_random=allow_random)
+        self.convnext = ConvNeXtLogitLoss(allow_random=allow_random)
         self.weights = (float(lpips_weight), float(convnext_weight))
         self.status = f"{self.lpips.status}; {self.convnext.status}"
 
@@ -94,14 +99,15 @@ class WeightedPerceptualLoss(nn.Module):
 _MIX = re.compile(r"^lpips-convnext_s-([0-9.eE+-]+)-([0-9.eE+-]+)$")
 
 
-def build_perceptual(name: str) -> nn.Module:
-    """``vgg`` / ``alex`` (LPIPS), ``convnext_s``, or ``lpips-convnext_s-A-B``; each has ``status``."""
+def build_perceptual(name: str, allow_random: bool = False) -> nn.Module:
+    """``vgg`` / ``alex`` (LPIPS), ``convnext_s``, or ``lpips-convnext_s-A-B``; each has ``status``.
+    ``allow_random``: build a random network when its weights are missing (else an error)."""
     if name in ("vgg", "vgg16", "alex", "alexnet"):
-        return PerceptualLoss(name)
+        return PerceptualLoss(name, allow_random=allow_random)
     if name == "convnext_s":
-        return ConvNeXtLogitLoss()
+        return ConvNeXtLogitLoss(allow_random=allow_random)
     mix = _MIX.match(name)
     if mix:
-        return WeightedPerceptualLoss(float(mix.group(1)), float(mix.group(2)))
+        return WeightedPerceptualLoss(float(mix.group(1)), float(mix.group(2)), allow_random=allow_random)
     raise ValueError(f"loss.perceptual_net: unknown network {name!r}; use vgg, alex, convnext_s or "
                      f"lpips-convnext_s-A-B (e.g. lpips-convnext_s-1.0-0.1)")

@@ -3,8 +3,10 @@
 The ``lpips`` package ships only its small linear heads; the VGG16 / AlexNet trunk is torchvision's
 ImageNet checkpoint, which torchvision would download into ``torch.hub.get_dir()/checkpoints``. This
 module never downloads: it builds lpips with a random trunk (``pnet_rand=True``) and then copies the
-trunk weights in from a local torchvision file when one is found. When none is found it warns loudly
-(``PerceptualBackboneWarning``) and records it in ``backbone_pretrained`` / ``status``.
+trunk weights in from a local torchvision file when one is found. When none is found it refuses
+(:class:`vistok.errors.MissingWeightsError`, naming the file and where to put it), unless the caller
+opts in with ``allow_random=True`` (recipes: ``loss.perceptual_allow_random: true``): then it warns
+loudly (``PerceptualBackboneWarning``) and records it in ``backbone_pretrained`` / ``status``.
 """
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
+from vistok.errors import MissingWeightsError
+
 _NET_ALIASES = {"vgg": "vgg", "vgg16": "vgg", "alex": "alex", "alexnet": "alex"}
 _DISPLAY = {"vgg": "VGG16", "alex": "AlexNet"}
 
 
 class PerceptualBackboneWarning(UserWarning):
-    """Raised (as a warning) when the LPIPS trunk is random, i.e. the loss is not LPIPS."""
+    """Raised (as a warning) when the LPIPS trunk is random, i.e. the loss is not LPIPS (only with
+    ``allow_random=True``)."""
 
 
 def _torchvision_weights(net: str):
@@ -60,11 +65,12 @@ class PerceptualLoss(nn.Module):
     """Mean LPIPS distance between two ``(B, 3, H, W)`` batches in [0, 1]; frozen, eval-only, fp32.
 
     ``net`` is ``"vgg"`` or ``"alex"``. The trunk comes from ``backbone_weights`` (a torchvision state
-    dict file) when given, else from torchvision's cache file if present, else it is RANDOM: then a
-    ``PerceptualBackboneWarning`` says so and how to fix it (or ``require_pretrained=True`` raises).
+    dict file) when given, else from torchvision's cache file if present; else a
+    :class:`~vistok.errors.MissingWeightsError` names the file and how to provide it, unless
+    ``allow_random=True``, which builds a RANDOM trunk with a ``PerceptualBackboneWarning``.
     ``backbone_pretrained`` and ``status`` (one line, for logs) report which happened."""
 
-    def __init__(self, net: str = "vgg", backbone_weights: Optional[str] = None, require_pretrained: bool = False):
+    def __init__(self, net: str = "vgg", backbone_weights: Optional[str] = None, allow_random: bool = False):
         super().__init__()
         if net not in _NET_ALIASES:
             raise ValueError(f"PerceptualLoss: net must be 'vgg' or 'alex', got {net!r}")
@@ -79,14 +85,13 @@ class PerceptualLoss(nn.Module):
             raise FileNotFoundError(f"PerceptualLoss: backbone_weights={path!r} does not exist")
         if path is None and os.path.isfile(ckpt["path"]):
             path = ckpt["path"]
-        message = (
-            f"LPIPS backbone is RANDOM: the torchvision {_DISPLAY[self.net_name]} ImageNet weights were not found at "
-            f"{ckpt['path']}, so this perceptual loss is NOT LPIPS. Fix: put the torchvision file "
-            f"{ckpt['name']} (from {ckpt['url']}) into {ckpt['dir']}, or set TORCH_HOME to a directory "
-            f"whose hub/checkpoints holds it, or pass backbone_weights=PATH."
-        )
-        if path is None and require_pretrained:
-            raise RuntimeError(message)
+        fix = (f"put the torchvision file {ckpt['name']} (from {ckpt['url']}) into {ckpt['dir']}, or set "
+               f"TORCH_HOME to a directory whose hub/checkpoints holds it, or pass backbone_weights=PATH")
+        if path is None and not allow_random:
+            raise MissingWeightsError(f"LPIPS needs the torchvision {_DISPLAY[self.net_name]} ImageNet weights, "
+                                      f"not found at {ckpt['path']}: {fix}")
+        message = (f"LPIPS backbone is RANDOM (allow_random=True): {ckpt['path']} was not found, so this perceptual "
+                   f"loss is NOT LPIPS. Fix: {fix}.")
         # Always built with a random trunk (never a download); the real trunk is copied in below.
         with warnings.catch_warnings():  # lpips calls torchvision with the deprecated `pretrained=`
             warnings.filterwarnings("ignore", message=".*'pretrained' is deprecated.*")

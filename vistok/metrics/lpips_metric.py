@@ -1,6 +1,6 @@
 """LPIPS as an evaluation metric: per-image scores with the ImageNet backbone, or a stated absence.
 
-Built on ``vistok.losses.perceptual.PerceptualLoss`` with ``require_pretrained=True``: the ``lpips``
+Built on ``vistok.losses.perceptual.PerceptualLoss``, which refuses a random trunk: the ``lpips``
 wheel only carries the linear heads, and a random trunk would give numbers that are not LPIPS, so
 when torchvision's AlexNet/VGG16 file is not available locally the score is reported as missing
 with the reason, never computed on a random backbone.
@@ -17,12 +17,13 @@ class LPIPSMetric:
     (``available`` is False and ``status`` says why and how to fix it)."""
 
     def __init__(self, net: str = "alex", backbone_weights: Optional[str] = None, device: str | torch.device = "cpu"):
+        from vistok.errors import MissingWeightsError
         from vistok.losses.perceptual import PerceptualLoss
 
         self.net = net
         try:
-            self.loss: Optional[PerceptualLoss] = PerceptualLoss(net, backbone_weights, require_pretrained=True)
-        except (RuntimeError, ImportError) as err:
+            self.loss: Optional[PerceptualLoss] = PerceptualLoss(net, backbone_weights)
+        except (MissingWeightsError, ImportError) as err:
             self.loss, self.available, self.status = None, False, f"LPIPS not computed: {err}"
             return
         self.loss.to(device)

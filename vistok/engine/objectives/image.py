@@ -21,14 +21,26 @@ def build_discriminator(adv) -> nn.Module:
     return PatchDiscriminator(channels=adv.channels, num_layers=adv.num_layers, norm=adv.norm)
 
 
+def _perceptual(cfg):
+    from vistok.errors import MissingWeightsError
+    from vistok.losses import build_perceptual
+
+    try:
+        return build_perceptual(cfg.perceptual_net, cfg.perceptual_allow_random)
+    except MissingWeightsError as err:
+        raise MissingWeightsError(f"loss.perceptual_net={cfg.perceptual_net}: {err} (or set "
+                                  "loss.perceptual_allow_random: true to train on a random network, "
+                                  "which is not a perceptual loss)") from None
+
+
 class ImageObjective(Objective):
     """The TiTok / VQGAN family of losses, configured by the recipe's ``loss`` section."""
 
     def __init__(self, recipe: Recipe, device: torch.device):
-        from vistok.losses import AdversarialLoss, build_perceptual
+        from vistok.losses import AdversarialLoss
 
         self.cfg = cfg = recipe.loss
-        self.perceptual = build_perceptual(cfg.perceptual_net).to(device) if cfg.perceptual_weight > 0 else None
+        self.perceptual = _perceptual(cfg).to(device) if cfg.perceptual_weight > 0 else None
         adv = cfg.adversarial
         self.adversarial = None
         if adv.weight > 0:
