@@ -139,3 +139,21 @@ def same_outputs(a, b):
     x = images()
     ids_a, ids_b = a.encode(x), b.encode(x)
     return torch.equal(ids_a, ids_b) and torch.allclose(a.decode(ids_a), b.decode(ids_b), atol=1e-6)
+
+
+@pytest.fixture
+def fake_hub(hf_cache, monkeypatch):
+    """A running ``FakeHub`` that huggingface_hub talks to (online), with the temp HF cache of ``hf_cache``."""
+    import huggingface_hub.constants as constants
+
+    from tests.hub.fake_hub import FakeHub
+
+    hub = FakeHub()
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # tests/conftest.py sets it before the import
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TOKZOO_OFFLINE", raising=False)
+    hub.cache = hf_cache.root
+    yield hub
+    hub.close()

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from tests.hub.conftest import same_outputs
 from tests.models.test_titok import tiny_config

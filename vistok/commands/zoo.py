@@ -1,4 +1,4 @@
-"""``tokzoo zoo list|info|download|convert``: browse the catalogue and fill the cache."""
+"""``tokzoo zoo list|info|download|convert|verify``: browse the catalogue, fill the cache, check it."""
 from __future__ import annotations
 
 import argparse
@@ -76,7 +76,8 @@ def _download(args) -> int:
             warnings.simplefilter("ignore", NonCommercialLicenseWarning)
             target = convert_card(card, force_download=args.force)
         source = json.loads((target / "source.json").read_text())
-        print(f"{name}: {target}  (source sha256 {source['sha256']})")
+        checked = (source.get("checked") or {}).get(source["source"])
+        print(f"{name}: {target}  (source sha256 {source['sha256']}{'; ' + checked if checked else ''})")
     return 0
 
 
@@ -92,6 +93,39 @@ def _convert(args) -> int:
         save_pretrained(load_pretrained_dir(target), args.output)
         target = Path(args.output)
     print(f"{args.name}: converted into {target}")
+    return 0
+
+
+def _verify(args) -> int:
+    """Exit 0 when every downloaded file matches what it was checked against, 2 when one does not
+    (one line per such file on stderr, naming it and both hashes), 1 when it is not downloaded."""
+    from vistok.hub.catalogue import get_card
+    from vistok.hub.sources import verify_cached
+
+    card = get_card(args.name)
+    try:
+        verdicts = verify_cached(card)
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for verdict in verdicts:
+        print(f"{card.name}: {verdict.describe}\n  file    {verdict.path}\n  sha256  {verdict.sha256}")
+        for ref in verdict.matched:
+            print(f"  ok      matches {ref.label}")
+        for ref in verdict.mismatched:
+            print(f"  DIFFERS from {ref.label}: {ref.sha256}")
+        if not verdict.matched and not verdict.mismatched:
+            print("  not checked: nothing to compare it with (no pin, no hub sha256, no record)")
+        for note in verdict.notes:
+            print(f"  note    {note}")
+    bad = [v for v in verdicts if not v.ok]
+    for verdict in bad:
+        print(verdict.message(card.name), file=sys.stderr)
+    if bad:
+        return 2
+    unchecked = sum(1 for v in verdicts if not v.matched)
+    tail = f"; {unchecked} checked against nothing" if unchecked else ""
+    print(f"{card.name}: verified, {len(verdicts)} file(s) match what they were checked against{tail}")
     return 0
 
 
@@ -121,5 +155,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="the official checkpoint file the card describes")
     p.add_argument("-o", "--output", help="also write a save_pretrained directory here")
     p.set_defaults(func=_convert)
+    p = sub.add_parser("verify", help="recompute the sha256 of a model's downloaded files and compare them with "
+                       "the card's pin, the hub's sha256 and the sha256 first seen (exit 2 on a mismatch)")
+    p.add_argument("name")
+    p.set_defaults(func=_verify)
     p = sub.add_parser("table", help="print the README's zoo table (markdown, generated from the cards)")
     p.set_defaults(func=_table)

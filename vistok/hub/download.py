@@ -1,26 +1,31 @@
 """Fetching checkpoint files: Hugging Face repos through huggingface_hub (its cache, its
 ``HF_HUB_OFFLINE``), plain URLs into tokzoo's own cache, and sha256 verification of both.
 
-Nothing unverified is left behind: a URL download goes to a ``.part`` file that is renamed only
-once its length and checksum are right; a Hugging Face file whose checksum is wrong is removed
-from the cache so the next attempt downloads it again.
+A file is checked against the card's pin and, for a Hugging Face file, against the hub's own
+sha256 of it (``vistok.hub.integrity``); callers may add the sha256 first seen (``vistok.hub.records``).
+Nothing unverified is left behind: a URL download goes to a ``.part`` file of its own (concurrent
+processes do not share one) that is renamed only once its length is right; a file whose checksum
+disagrees with the card or the hub is removed from the cache so the next attempt downloads it again.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
+from vistok.errors import TokzooError
 from vistok.hub.card import Source
+from vistok.hub.integrity import Reference, Verdict, hub_reference, judge, pin_reference
 
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(TokzooError, RuntimeError):
     """A checkpoint could not be fetched; the message says which and what to do."""
 
 
@@ -58,26 +63,61 @@ def _offline_message(what: str, source: Source) -> str:
             "or unset HF_HUB_OFFLINE to download now.")
 
 
-def _verify(path: Path, expected: Optional[str], what: str, source: Source) -> str:
-    actual = sha256_of(path)
-    if expected and actual != expected:
-        raise ChecksumError(f"{what}: {source.describe()} has sha256 {actual}, the zoo card expects {expected}; "
-                            "the file was removed from the cache, retry the download")
-    return actual
+def verify_download(source: Source, path: Path, extra: Sequence[Reference] = ()) -> Verdict:
+    """Compare the file at ``path`` (``source``'s) with the card's pin, the hub's sha256 (Hugging Face
+    files; offline, the one the cache kept) and ``extra`` references. Nothing is raised or removed."""
+    references = [r for r in (pin_reference(source),) if r]
+    hub, notes = hub_reference(source, path, is_offline())
+    references += [hub] if hub else []
+    return judge(source.describe(), path, sha256_of(path), references + list(extra), notes)
+
+
+def fetch_checked(source: Source, what: str, force: bool = False, extra: Sequence[Reference] = ()) -> Verdict:
+    """Fetch the file ``source`` names (downloading it if needed; a packaged file is read where it is
+    installed) and verify it (``verify_download``). A mismatch raises ``ChecksumError`` naming both
+    hashes; a bad download (the card's or the hub's sha256 disagrees) is removed from the cache first."""
+    if source.kind == "package":
+        path = packaged_file(source, what)
+    else:
+        path = _fetch_hf(source, what, force) if source.kind == "hf" else _fetch_url(source, what, force)
+    verdict = verify_download(source, path, extra)
+    if not verdict.ok:
+        refuse(verdict, what, remove=source.kind != "package")  # a packaged file is part of the install: kept
+    return verdict
+
+
+def refuse(verdict: Verdict, what: str, remove: bool) -> None:
+    """Raise ``ChecksumError`` for a file that disagrees with a reference, naming the file and both
+    hashes; with ``remove``, a bad download (the card's or the hub's sha256 disagrees) is deleted from
+    the cache first, so the next attempt downloads it again."""
+    if not verdict.mismatched[0].bad_download:
+        raise ChecksumError(f"{verdict.message(what)}; the file changed since it was first seen: if it was "
+                            "replaced on purpose, pin its sha256 in the zoo card (source.sha256) or delete the "
+                            "converted directory holding that record to accept it")
+    if not remove:
+        raise ChecksumError(verdict.message(what))
+    _remove_cached(verdict.path)
+    raise ChecksumError(f"{verdict.message(what)}; the file was removed from the cache, retry the download")
+
+
+def cached_file(source: Source, what: str) -> Optional[Path]:
+    """Where ``source``'s file is on this machine (the Hugging Face cache, tokzoo's download cache or
+    the installed package), without downloading; None when it has not been downloaded."""
+    if source.kind == "package":
+        return packaged_file(source, what)
+    if source.kind == "url":
+        path = _url_cache_path(source)
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source.repo, source.filename, revision=source.revision)
+    return Path(found) if isinstance(found, str) else None
 
 
 def fetch(source: Source, what: str, force: bool = False) -> tuple[Path, str]:
-    """Local path and sha256 of the checkpoint ``source`` names (downloading it if needed; a packaged
-    file is read where it is installed)."""
-    if source.kind == "package":
-        path = packaged_file(source, what)
-        return path, _verify(path, source.sha256, what, source)  # never removed: it is part of the install
-    path = _fetch_hf(source, what, force) if source.kind == "hf" else _fetch_url(source, what, force)
-    try:
-        return path, _verify(path, source.sha256, what, source)
-    except ChecksumError:
-        _remove_cached(path)
-        raise
+    """Local path and sha256 of the checkpoint ``source`` names, fetched and verified (``fetch_checked``)."""
+    verdict = fetch_checked(source, what, force)
+    return verdict.path, verdict.sha256
 
 
 def packaged_file(source: Source, what: str) -> Path:
@@ -163,7 +203,9 @@ def _fetch_url(source: Source, what: str, force: bool) -> Path:
     if is_offline():
         raise DownloadError(_offline_message(what, source))
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    part = Path(name)
     try:
         _download(str(source.url), part, what)
         os.replace(part, path)

@@ -1,7 +1,8 @@
 """``load_tokenizer``: one entry point for zoo names, local directories and Hugging Face repos.
 
-A zoo model is downloaded (or found in the cache), checked against its card's sha256, converted
-from the authors' layout once, and kept as a ``save_pretrained`` directory under
+A zoo model is downloaded (or found in the cache), checked against its card's sha256, the hub's
+sha256 and the sha256 first seen (``vistok.hub.sources``), converted from the authors' layout once
+(once across processes too: ``vistok.hub.locks``), and kept as a ``save_pretrained`` directory under
 ``<cache>/converted/``; later loads read that directory and touch neither the network nor the
 original file.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,13 +23,16 @@ from vistok.hub.card import ZooCard
 from vistok.hub.catalogue import find_card, get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import load_strict
-from vistok.hub.download import (ChecksumError, DownloadError, cache_root, fetch, fetch_sidecar, is_offline,
-                                 sha256_of)
+from vistok.hub.download import DownloadError, cache_root, is_offline
 from vistok.hub.families import get_family
+from vistok.hub.locks import conversion_lock
 from vistok.hub.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_pretrained_dir, save_pretrained
+from vistok.hub.records import write_record
+from vistok.hub.sources import fetch_card_files
 
 CONVERSION_VERSION = 2  # bump when a converter changes what it writes, to invalidate converted caches
 _LICENSES_SHOWN: set = set()  # cards whose non-commercial licence this process has already warned about
+log = logging.getLogger(__name__)
 
 
 class NonCommercialLicenseWarning(UserWarning):
@@ -52,19 +57,30 @@ def converted_dir(card: ZooCard) -> Path:
 
 def convert_card(card: ZooCard, force_download: bool = False, checkpoint: Optional[Path] = None) -> Path:
     """Download (if needed), verify and convert ``card``'s checkpoint; returns the converted directory.
-    ``checkpoint``: a copy of the card's file obtained some other way (checked against the card's sha256)."""
+    ``checkpoint``: a copy of the card's file obtained some other way (verified like a download).
+
+    Processes sharing the cache convert once: the conversion and the write run under a file lock
+    (``vistok.hub.locks``), and a process that waited on it reads the other's result."""
     target = converted_dir(card)
-    if (target / CONFIG_NAME).is_file() and not force_download and checkpoint is None:
+    if _ready(target) and not force_download and checkpoint is None:
         return target
     warn_license(card)
+    verdicts = fetch_card_files(card, force=force_download, checkpoint=checkpoint)
+    with conversion_lock(target, card.name):
+        if _ready(target) and not force_download and checkpoint is None:
+            return target  # converted by another process while this one fetched or waited
+        _convert_into(target, card, verdicts)
+    return target
+
+
+def _ready(target: Path) -> bool:
+    return (target / CONFIG_NAME).is_file()
+
+
+def _convert_into(target: Path, card: ZooCard, verdicts) -> None:
     family = get_family(card.family)
-    if checkpoint is not None:
-        path, sha = Path(checkpoint), verify_file(Path(checkpoint), card)
-    else:
-        path, sha = fetch(card.source, card.name, force=force_download)
-        if card.converter == "official":
-            for name in family.sidecars:  # lands beside the checkpoint in the hub cache's snapshot
-                fetch_sidecar(card.source, name, card.name, force=force_download)
+    path = verdicts[0].path
+    log.info("%s: converting %s into %s", card.name, card.source.describe(), target)
     model = family.build(family.resolve_config(card.converter, card.config, path))
     state = family.convert(card.converter, read_state_dict(path), model.config)
     load_strict(model, state, f"{card.name} ({path})")
@@ -72,23 +88,19 @@ def convert_card(card: ZooCard, force_download: bool = False, checkpoint: Option
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         save_pretrained(model, staging)
-        (staging / "source.json").write_text(json.dumps(
-            {"name": card.name, "source": card.source.describe(), "sha256": sha}, indent=2) + "\n")
+        write_record(staging, card.name, card.source.describe(), {v.describe: v.sha256 for v in verdicts},
+                     {v.describe: v.summary() for v in verdicts})
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def verify_file(path: Path, card: ZooCard) -> str:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
-    sha = sha256_of(path)
-    if card.source.sha256 and sha != card.source.sha256:
-        raise ChecksumError(f"{path}: sha256 {sha} differs from the {card.name} card's {card.source.sha256}")
-    return sha
+    """The sha256 of a copy of ``card``'s checkpoint obtained by hand, verified like a download (the
+    card's pin, the hub's sha256, the sha256 first seen); the file is kept whatever the outcome."""
+    return fetch_card_files(card, checkpoint=Path(path))[0].sha256
 
 
 def _load_hf_repo(repo: str, revision: Optional[str]) -> Path:
