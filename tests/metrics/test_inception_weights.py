@@ -85,3 +85,30 @@ def test_inception_score_needs_the_classifier(inception_weights):
 def test_input_must_be_uint8(inception):
     with pytest.raises(ValueError, match="uint8"):
         inception(torch.rand(1, 3, 32, 32))
+
+
+def test_torch_fidelity_never_unpickles_the_weights_file(inception_weights, tmp_path, monkeypatch):
+    """torch-fidelity loads with weights_only=False: it is handed tensors we re-saved from a
+    weights_only=True load, never the file; a file changed after it was checked is refused."""
+    import io
+    import shutil
+    from dataclasses import replace
+
+    calls = []
+    real_load = torch.load
+
+    def spy(f, *args, **kwargs):
+        calls.append((f, kwargs.get("weights_only")))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    net = InceptionFeatures(inception_weights)
+    assert net.weights.sha256 == inception_weights.sha256
+    unsafe = [f for f, only in calls if not only]
+    assert unsafe and all(isinstance(f, io.BytesIO) for f in unsafe)
+    changed = tmp_path / "changed.pth"
+    shutil.copy(inception_weights.path, changed)
+    with open(changed, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(W.InceptionWeightsError, match=r"changed\.pth: the Inception weights changed since"):
+        InceptionFeatures(replace(inception_weights, path=changed))

