@@ -32,7 +32,8 @@ from audiotok.data import load_audio
 
 METRICS = {
     "pesq_wb": "ITU-T P.862.2 wide-band PESQ (pesq package), both signals resampled to 16 kHz with soxr HQ",
-    "stoi": "STOI (pystoi, extended=False) at the model's sample rate",
+    "stoi": "STOI (pystoi, extended=False) at the model's sample rate; a clip with fewer than 30 non-silent "
+            "frames (about 0.4 s of speech) has none (counted under failures, left out of the mean)",
     "mel_distance": "mean |log mel(ref) - log mel(rec)|, n_fft 1024, hop 256, 100 HTK mels, clip 1e-7 "
                     "(WavTokenizer's validation mel loss)",
     "si_sdr": "scale-invariant SDR in dB (zero-mean signals)",

@@ -99,12 +99,22 @@ def pesq_wb(ref: Audio, est: Audio, sample_rate: int, on_error: str = "raise") -
 
 def stoi(ref: Audio, est: Audio, sample_rate: int, extended: bool = False) -> List[float]:
     """STOI (or ESTOI with ``extended``) per item, from ``pystoi`` at ``sample_rate`` (it resamples to
-    10 kHz internally). Range about 0 to 1; identical signals give 1."""
+    10 kHz internally). Range about 0 to 1; identical signals give 1. NaN for an item too short to
+    score: pystoi needs 30 non-silent 25.6 ms frames (about 0.4 s of speech after dropping frames
+    40 dB below the loudest) and otherwise returns 1e-5 with a warning, which would count as a
+    catastrophic score."""
     from pystoi import stoi as _stoi
 
     r, e = _pair(ref, est)
     rate = _rate(sample_rate)
-    return [float(_stoi(a, b, rate, extended=extended)) for a, b in zip(r, e)]
+    scores = []
+    for a, b in zip(r, e):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = float(_stoi(a, b, rate, extended=extended))
+        too_short = any("Not enough STFT frames" in str(w.message) for w in caught)
+        scores.append(float("nan") if too_short else value)
+    return scores
 
 
 def si_sdr(ref: Audio, est: Audio, eps: float = 1e-10) -> List[float]:

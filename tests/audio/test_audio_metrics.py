@@ -167,3 +167,12 @@ def test_versions_name_the_metric_packages():
     versions = M.metric_versions()
     assert {"pesq", "pystoi", "soxr", "torch", "tokzoo"} <= set(versions)
     assert versions["pesq"] != "missing"
+
+
+def test_stoi_of_a_clip_too_short_to_score_is_nan_not_zero(speech):
+    """pystoi returns 1e-5 (with a warning) below 30 non-silent frames; that is no score, not a bad one."""
+    x, rate = speech
+    short = x[: int(0.25 * rate)]
+    scores = M.stoi(np.stack([short, short]), np.stack([short, short * 0.5]), rate)
+    assert all(np.isnan(s) for s in scores)
+    assert M.stoi(x, x * 0.5, rate)[0] == pytest.approx(1.0, abs=1e-6)  # long enough: scored
