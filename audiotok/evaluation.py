@@ -30,6 +30,8 @@ from audiotok import metrics as M
 from audiotok.codec_report import relative_link, write_report_md
 from audiotok.data import load_audio
 
+from vistok.fileio import atomic_write_text, replace_directory
+
 METRICS = {
     "pesq_wb": "ITU-T P.862.2 wide-band PESQ (pesq package), both signals resampled to 16 kHz with soxr HQ",
     "stoi": "STOI (pystoi, extended=False) at the model's sample rate; a clip with fewer than 30 non-silent "
@@ -162,25 +164,7 @@ def _mean(rows: List[Dict[str, Any]], key: str) -> Optional[float]:
 
 
 def _atomic_json(path: Path, payload: Dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-        os.replace(target, old / target.name)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+    atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 @torch.no_grad()
@@ -233,7 +217,7 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
         results = _results(model, model_name, rate, device, root, rows, usage, keys, model_metrics)
         originals = [relative_link(Path(root) / r["file"], out_dir / "report") for r in rows]
         write_report_md(staging / "report.md", results, names, originals, keys)
-        _replace_dir(staging, out_dir / "report")
+        replace_directory(staging, out_dir / "report")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _atomic_json(out_dir / "results.json", results)

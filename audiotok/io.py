@@ -2,8 +2,6 @@
 :func:`audiotok.data.load_audio`) and atomic WAV writes. Needs the ``audio`` extra."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -12,6 +10,7 @@ import torch
 
 from audiotok.data import load_audio
 from vistok.errors import InputError
+from vistok.fileio import atomic_write
 
 PathLike = Union[str, Path]
 
@@ -32,15 +31,5 @@ def write_wav(path: PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
     renamed into place, so an interrupted write never leaves a partial file under ``path``."""
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = np.ascontiguousarray(wav.detach().float().cpu().reshape(-1).numpy())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, data, int(sample_rate), format="WAV", subtype="FLOAT")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: sf.write(tmp, data, int(sample_rate), format="WAV", subtype="FLOAT"))

@@ -28,7 +28,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from vistok.hub.pretrained import atomic_write
+from vistok.fileio import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN_COUNTS = (8, 32, 128)

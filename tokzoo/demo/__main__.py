@@ -50,7 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from vistok._version import __version__
     from vistok.data.bundled import load_samples
     from vistok.data.images import save_image
-    from vistok.hub.pretrained import atomic_write
+    from vistok.fileio import atomic_write
 
     torch.manual_seed(0)
     start = time.perf_counter()

@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
-from vistok.hub.pretrained import atomic_write
+from vistok.fileio import atomic_write
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}

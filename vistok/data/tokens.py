@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch.utils.data import Dataset
 
 from vistok.data.seeding import derive_seed
 from vistok.errors import InputError, UnreadableFileError
+from vistok.fileio import replace_directory
 
 PathLike = Union[str, Path]
 FORMAT = "tokzoo-token-shards-1"
@@ -114,13 +114,7 @@ class TokenShardWriter:
                 "codebook_size": self.codebook_size, "dtype": np.dtype(self.dtype).name,
                 "views": list(self.views), "shards": self.shards}
         (self.staging / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        old = None
-        if self.root.exists():
-            old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}")
-            os.replace(self.root, old)
-        os.replace(self.staging, self.root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_directory(self.staging, self.root)
         return self.root
 
     def abort(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from vistok.errors import InputError, UnknownNameError
+from vistok.fileio import replace_directory
 from vistok.hub.card import ZooCard
 from vistok.hub.catalogue import find_card, get_card
 from vistok.hub.checkpoint_io import read_state_dict
@@ -90,9 +90,7 @@ def _convert_into(target: Path, card: ZooCard, verdicts) -> None:
         save_pretrained(model, staging)
         write_record(staging, card.name, card.source.describe(), {v.describe: v.sha256 for v in verdicts},
                      {v.describe: v.summary() for v in verdicts})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        replace_directory(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

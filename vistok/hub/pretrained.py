@@ -7,8 +7,6 @@ looks complete.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -17,25 +15,13 @@ from safetensors.torch import save_model
 
 from vistok._version import __version__
 from vistok.errors import UnreadableFileError
+from vistok.fileio import atomic_write
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import load_strict
 from vistok.hub.families import get_family
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``: an
-    interrupted write never leaves a file under the final name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def config_record(model: torch.nn.Module) -> Dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Dict, Mapping, Optional
 from vistok.errors import TokzooError
 from vistok.hub.download import cache_root
 from vistok.hub.integrity import Reference
-from vistok.hub.pretrained import atomic_write
+from vistok.fileio import atomic_write
 
 RECORD_NAME = "source.json"
 log = logging.getLogger(__name__)

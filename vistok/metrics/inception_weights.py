@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from vistok.errors import TokzooError, UnreadableFileError
+from vistok.fileio import atomic_write
 from vistok.hub.download import DownloadError, cache_root, is_offline
 
 ENV_VAR = "TOKZOO_INCEPTION_WEIGHTS"
@@ -97,16 +97,11 @@ def validate(path: Path, source: str) -> InceptionWeights:
 
 
 def _atomic_save(state: Dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object, so the archive's inner name (and sha256) is fixed
             torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def build_from_wheel(target: Optional[Path] = None) -> Path:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
+
+from vistok.fileio import atomic_write_text
 
 
 @dataclass
@@ -67,14 +67,7 @@ class EvalResult:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write the result as JSON (whole, then renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
 
 def protocol_line(**facts: Any) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Union
@@ -19,6 +17,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
+from vistok.fileio import atomic_write
 from vistok.hub.download import cache_root, sha256_of
 from vistok.metrics.fid import FeatureStats
 
@@ -67,16 +66,11 @@ def save_npz(reference: Reference, path: Union[str, Path], with_features: bool =
               "protocol": np.array(json.dumps(reference.description, sort_keys=True, default=str))}
     if with_features and reference.features is not None:
         arrays["features"] = reference.features.numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write, suffix=".npz")
 
 
 def cache_key(fingerprint: str, preprocessing: Dict[str, object], network: Dict[str, object]) -> str:
