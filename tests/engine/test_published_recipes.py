@@ -1,10 +1,16 @@
-"""The published-setting recipes under train/ load, and the tokenizer each trains has exactly the
-architecture of the released weights it reproduces (so the export loads where they load)."""
+"""The published-setting recipes under train/ load, the tokenizer each trains has exactly the
+architecture of the released weights it reproduces (so the export loads where they load), and the
+parameter count each header states is the one its model has."""
+import dataclasses
+import functools
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from vistok.engine.recipe import load_recipe
+from vistok.engine import builders
 from vistok.hub.catalogue import get_card
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,3 +81,82 @@ def test_wavtokenizer_recipe_builds_at_full_size(name, params):
     assert g_opt.defaults["lr"] == 2e-4 and g_opt.defaults["betas"] == (0.9, 0.999)
     factor = builders.build_scheduler(g_opt, recipe).lr_lambdas[0]
     assert factor(0) == 1.0 and factor(recipe.training.max_steps) == pytest.approx(0.0, abs=1e-12)
+
+
+# "# Parameters: 83.7M total, 52.9M trained (what is counted...": every parameter of the model the
+# recipe builds (frozen parts included; buffers, discriminators, teachers and loss networks not),
+# and those left trainable by model.freeze; the parenthesis may go on over the next comment lines.
+PARAMETERS = re.compile(r"# Parameters: (\d+\.\d)M total, (\d+\.\d)M trained \((\S.*)$")
+
+
+def _header(path):
+    lines = path.read_text().splitlines()
+    return lines[:next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+
+
+def _stated(path):
+    found = [m for m in map(PARAMETERS.match, _header(path)) if m]
+    assert len(found) == 1, f"{path}: the header needs one line '# Parameters: X.XM total, Y.YM trained (...)'"
+    assert not [line for line in path.read_text().splitlines()[len(_header(path)):] if "# Parameters:" in line]
+    return found[0].group(1), found[0].group(2)
+
+
+@pytest.fixture
+def defaults_only(monkeypatch):
+    """Recipes read ${oc.env:NAME,default}: count what the defaults name, whatever this shell sets."""
+    for name in {n for p in PUBLISHED for n in re.findall(r"oc\.env:(\w+)", p.read_text())}:
+        monkeypatch.delenv(name, raising=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _exports():
+    return {f"{load_recipe(p).experiment.output_dir}/export": p for p in PUBLISHED}
+
+
+def _config(path):
+    """model.config as builders.build_model resolves it: over the config of the tokenizer that
+    model.init names, when that is another published recipe's export (its config is theirs)."""
+    recipe = load_recipe(path)
+    config = dict(recipe.model.config)
+    if recipe.model.init is not None:
+        base = _exports().get(recipe.model.init.rstrip("/"))
+        assert base is not None, f"{path}: model.init {recipe.model.init!r} is no published recipe's export"
+        assert load_recipe(base).model.family == recipe.model.family
+        config = {**_config(base), **config}
+    return config
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=lambda p: str(p.relative_to(REPO / "train")))
+def test_header_states_the_parameter_count(path, defaults_only):
+    """Built on the meta device (no memory, no weights read: model.init / init_parts only copy
+    weights of the same shapes); fails when a recipe's model changes size and its header does not."""
+    total, trained = _stated(path)
+    recipe = load_recipe(path)
+    recipe.model = dataclasses.replace(recipe.model, config=_config(path), init=None, init_parts={})
+    with torch.device("meta"):
+        model = builders.build_model(recipe)  # the family's model from model.config, then model.freeze
+    built = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert (f"{built / 1e6:.1f}", f"{trainable / 1e6:.1f}") == (total, trained), \
+        f"{path.name}: builds {built:,} parameters, {trainable:,} trained; the header says {total}M, {trained}M"
+
+
+def test_parameter_line_is_checked():
+    assert PARAMETERS.match("# Parameters: 172.6M total, 86.1M trained (the tokenizer").groups()[:2] == ("172.6", "86.1")
+    assert not PARAMETERS.match("# Parameters: 172.6M (the tokenizer)")
+    assert not PARAMETERS.match("# Parameters: 172M total, 86M trained (the tokenizer)")
+
+
+def test_robustok_recipes_use_the_official_optimisation():
+    """qiuk2/RobusTok @c4c6760: main training scales lr 3e-5 and disc_lr 1e-4 by batch 1024 / 128,
+    min 5e-5, 1 warm-up epoch; post-training does not scale (5e-5, min 1e-5); both have no weight
+    decay, no clipping (the max_grad_norm default 0.0 wins) and EMA 0.9999 (update_ema's default)."""
+    main = load_recipe(REPO / "train/robustok/robustok_main_titok_b256.yaml")
+    post = load_recipe(REPO / "train/robustok/robustok_posttrain_titok_b256.yaml")
+    for recipe in (main, post):
+        assert (recipe.optimizer.weight_decay, recipe.training.max_grad_norm, recipe.training.ema_decay) == (0, 0, 0.9999)
+        assert recipe.optimizer.betas == [0.9, 0.95] and recipe.schedule.warmup_steps == recipe.training.steps_per_epoch
+    assert (main.optimizer.lr, main.loss.adversarial.lr) == (pytest.approx(3e-5 * 8), pytest.approx(1e-4 * 8))
+    assert main.optimizer.lr * main.schedule.min_lr_ratio == pytest.approx(5e-5, rel=1e-5)
+    assert main.loss.adversarial.start_step + 1 == 56 * main.training.steps_per_epoch
+    assert post.optimizer.lr * post.schedule.min_lr_ratio == pytest.approx(1e-5) and not post.data.random_flip
