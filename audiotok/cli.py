@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from vistok.commands.arguments import positive_int
-from vistok.commands.codec import _autocast, _batches  # the image commands' batching and autocast
+from vistok.commands.codec import _autocast, _batches, output_names, read_ids  # shared with the image commands
 from vistok.errors import InputError
 
 
@@ -76,14 +76,13 @@ def _decode(args) -> int:
     from audiotok.io import write_wav
 
     model, device = _load(args)
-    try:
-        array = np.load(args.ids, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{args.ids}: not a .npy array ({err})") from None
+    array = read_ids(args.ids)
     if array.dtype.kind not in "iu":
         raise InputError(f"{args.ids}: expected integer token ids, got dtype {array.dtype}")
     if array.ndim < 2:
         raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {array.shape}")
+    if array.size and array.dtype.kind == "u" and int(array.max()) > np.iinfo(np.int64).max:
+        raise InputError(f"{args.ids}: token ids up to {int(array.max())}, beyond any codebook")  # int64 would wrap
     ids = torch.from_numpy(array.astype(np.int64))
     out = Path(args.output)
     written = 0
@@ -130,12 +129,21 @@ def _score(metrics, clip, wav, sample_rate: int) -> Tuple[Dict[str, float], List
     """SI-SDR, mel distance, PESQ-WB (16 kHz) and STOI of one clip and its reconstruction, and the
     reasons for any NaN."""
     ref, est = clip[None], wav[None]
-    scores = {"SI-SDR": metrics.si_sdr(ref, est)[0],
-              "mel distance": metrics.mel_distance(ref, est, sample_rate)[0]}
-    scores["PESQ-WB"], pesq_reason = _optional("PESQ-WB", "pesq",
-                                               lambda: metrics.pesq_wb(ref, est, sample_rate)[0])
-    scores["STOI"], stoi_reason = _optional("STOI", "pystoi", lambda: metrics.stoi(ref, est, sample_rate)[0])
-    return scores, [r for r in (pesq_reason, stoi_reason) if r]
+    computations = {"SI-SDR": ("numpy", lambda: metrics.si_sdr(ref, est)[0]),
+                    "mel distance": ("torch", lambda: metrics.mel_distance(ref, est, sample_rate)[0]),
+                    "PESQ-WB": ("pesq", lambda: metrics.pesq_wb(ref, est, sample_rate)[0]),
+                    "STOI": ("pystoi", lambda: metrics.stoi(ref, est, sample_rate)[0])}
+    scores, reasons = {}, []
+    for name, (package, compute) in computations.items():
+        scores[name], reason = _optional(name, package, compute)
+        if reason is None and math.isnan(scores[name]):  # computed, but NaN: say why
+            reason = f"{name} is NaN: {_WHY_NAN.get(name, 'not finite for this clip and its reconstruction')}"
+        if reason:
+            reasons.append(reason)
+    return scores, reasons
+
+
+_WHY_NAN = {"STOI": "too little speech to score (pystoi needs about 0.4 s of frames within 40 dB of the loudest)"}
 
 
 def _format(name: str, value: float) -> str:
@@ -156,16 +164,6 @@ def _means_line(scores: Dict[str, List[float]], out: Path) -> str:
     return f"{', '.join(parts)} over {n} file(s); WAVs in {out}"
 
 
-def _names(paths: List[str]) -> List[str]:
-    seen: Dict[str, int] = {}
-    names = []
-    for path in paths:
-        stem = Path(path).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return names
-
-
 def _reconstruct(args) -> int:
     import torch
 
@@ -178,7 +176,7 @@ def _reconstruct(args) -> int:
     out = Path(args.output)
     scores: Dict[str, List[float]] = {name: [] for name in METRIC_NAMES}
     with torch.inference_mode(), _autocast(device, args.precision):
-        for path, name, clip, row in zip(args.files, _names(args.files), clips, ids):
+        for path, name, clip, row in zip(args.files, output_names(args.files), clips, ids):
             wav = model.decode(row[None].to(device), chunk_size=args.chunk_size)[0].float().cpu()[: len(clip)]
             write_wav(out / f"{name}.wav", wav, model.sample_rate)
             if metrics is None:

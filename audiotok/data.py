@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from pathlib import Path
 from typing import List, Tuple, Union
 
@@ -50,6 +51,8 @@ def audio_extensions() -> Tuple[str, ...]:
 def _info(path: Path):
     sf = _soundfile()
     if not path.is_file():
+        if os.path.lexists(path):  # a folder, a device, a FIFO (opening one could block), a symlink loop
+            raise UnreadableFileError(f"{path}: not a regular file")
         raise FileNotFoundError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path}: empty file")
@@ -172,3 +175,10 @@ class AudioFolder(Dataset):
     def __repr__(self) -> str:
         return (f"AudioFolder({str(self.root)!r}, {len(self)} files, sample_rate={self.sample_rate}, "
                 f"segment_samples={self.segment_samples}, random_crop={self.random_crop}, seed={self.seed})")
+
+
+def recipe_dataset(recipe, root: str, train: bool) -> "AudioFolder":
+    """``data.kind: audio`` for the training engine: segments of ``data.segment_seconds`` at
+    ``data.sample_rate``, cut at random offsets when training and at the centre for evaluation."""
+    cfg = recipe.data
+    return AudioFolder(root, cfg.sample_rate, cfg.segment_seconds, random_crop=train, seed=recipe.experiment.seed)

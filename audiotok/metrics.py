@@ -137,6 +137,9 @@ def mel_distance(ref: Audio, est: Audio, sample_rate: int, n_fft: int = 1024, ho
     from audiotok.dsp import MelSpectrogram, safe_log
 
     r, e = _pair(ref, est)
+    if r.shape[1] <= n_fft // 2:  # the centred STFT reflect-pads n_fft // 2 samples on each side
+        raise ValueError(f"mel_distance: {r.shape[1]} samples, too short for n_fft {n_fft} "
+                         f"(more than {n_fft // 2} needed)")
     mel = MelSpectrogram(sample_rate=_rate(sample_rate), n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
     with torch.no_grad():
         a = safe_log(mel(torch.from_numpy(r).float()))

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 import yaml
@@ -64,6 +64,35 @@ def _write_fp16(export: Path, target: Path) -> None:
 def _training_seconds(run: Path) -> float:
     """From the run's resolved recipe (written at the start) to its export (written at the end)."""
     return round((run / "export" / "config.json").stat().st_mtime - (run / "recipe.yaml").stat().st_mtime, 0)
+
+
+def _stages(run: Path) -> List[Path]:
+    """The run and the runs it continued from, earliest first: a stage whose ``model.init`` is
+    another run's ``export/`` folder follows that run."""
+    chain = [run]
+    while True:
+        init = (yaml.safe_load((chain[0] / "recipe.yaml").read_text())["model"].get("init") or "")
+        previous = (REPO / init).parent if init else None
+        if previous is None or not (previous / "recipe.yaml").is_file() or Path(init).name != "export":
+            return chain
+        chain.insert(0, previous)
+
+
+def _training_block(run: Path, commits: List[str]) -> Dict[str, Any]:
+    """Recipe, commit, steps and seconds of each stage (one stage: flat, as before)."""
+    stages = _stages(run)
+    if len(commits) != len(stages):
+        raise SystemExit(f"{run}: {len(stages)} training stage(s) ({', '.join(str(s) for s in stages)}) "
+                         f"need as many --commit values, got {len(commits)}")
+    rows = []
+    for stage, commit in zip(stages, commits):
+        recipe = yaml.safe_load((stage / "recipe.yaml").read_text())
+        rows.append({"recipe": f"train/demo/{recipe['experiment']['name'].replace('-', '_')}.yaml", "commit": commit,
+                     "steps": recipe["training"]["max_steps"], "seconds": _training_seconds(stage)})
+    if len(rows) == 1:
+        return rows[0]
+    return {"recipe": " then ".join(r["recipe"] for r in rows), "commit": commits[-1],
+            "steps": sum(r["steps"] for r in rows), "seconds": sum(r["seconds"] for r in rows), "stages": rows}
 
 
 def _measure_images(name: str, val: Path, out: Path) -> Dict[str, Any]:
@@ -117,13 +146,14 @@ def main() -> int:
     parser.add_argument("run", type=Path, help="the training run's output folder (recipe.yaml, export/)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--package", required=True, choices=sorted(DATA))
-    parser.add_argument("--commit", required=True, help="the commit the recipe was trained at")
+    parser.add_argument("--commit", required=True, action="append",
+                        help="the commit each stage's recipe was trained at (once per stage, earliest first)")
     parser.add_argument("--hardware", required=True, help="what it trained on, e.g. '1 thread of an AMD EPYC ...'")
     parser.add_argument("--description", required=True)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "corpus")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "package", help="evaluation reports")
     args = parser.parse_args()
-    recipe = yaml.safe_load((args.run / "recipe.yaml").read_text())
+    training = _training_block(args.run, args.commit)
     weights = REPO / args.package / "assets" / "weights" / f"{args.name}.safetensors"
     _write_fp16(args.run / "export", weights)
     record = json.loads((args.run / "export" / "config.json").read_text())
@@ -132,15 +162,13 @@ def main() -> int:
     with torch.device("meta"):  # parameters only (buffers such as EMA codebook statistics are not counted)
         model_params = sum(p.numel() for p in _build(record).parameters())
     train_split, val_split, data_text = DATA[args.package]
-    recipe_path = f"train/demo/{args.name.replace('-', '_')}.yaml"
     card = {
         "name": args.name, "family": record["family"], "description": args.description,
         "source": {"package": f"{args.package}:assets/weights/{weights.name}", "sha256": sha256_of(weights)},
         "license": "apache-2.0", "converter": "tokzoo", "config": record["config"],
         "params_millions": round(model_params / 1e6, 2),
-        "training": {"recipe": recipe_path, "commit": args.commit, "data": f"{train_split} ({data_text})",
-                     "steps": recipe["training"]["max_steps"], "hardware": args.hardware,
-                     "seconds": _training_seconds(args.run), "storage": "fp16 safetensors (trained in fp32)",
+        "training": {**training, "data": f"{train_split} ({data_text})", "hardware": args.hardware,
+                     "storage": "fp16 safetensors (trained in fp32)",
                      "trained_here": "tokzoo's own model, not a published one; for the demo, tests and fine-tuning"},
         "notes": "Embedded default: ships inside the package, loads offline. Numbers under `measured` were taken "
                  f"here on {datetime.date.today().isoformat()} by eval/package_demo_tokenizer.py from the fp16 file.",
@@ -158,7 +186,7 @@ def main() -> int:
 
 
 def _build(record: Dict[str, Any]):
-    from vistok.hub.families import get_family
+    from vistok.registry import get_family
 
     return get_family(record["family"]).build(record["config"])
 

@@ -1,8 +1,9 @@
 """The `tokzoo` command line.
 
 Each feature area has a module under ``vistok.commands`` with a ``register(subparsers)`` function
-that adds its parser and sets ``func``; ``SUBCOMMANDS`` lists them. Those modules import heavy
-libraries only inside their handlers, so ``tokzoo --help`` stays fast. Errors the user can fix
+that adds its parser and sets ``func``; ``SUBCOMMANDS`` lists them, and a family adds its own
+through its declaration (``Family.commands``: ``tokzoo audio`` comes from the audio package).
+Those modules import heavy libraries only inside their handlers, so ``tokzoo --help`` stays fast. Errors the user can fix
 (a bad name, a missing file, an offline cache miss: :class:`vistok.errors.TokzooError` and file
 errors) print one message and exit with code 2; anything else is a bug and keeps its traceback.
 """
@@ -14,13 +15,13 @@ import sys
 from typing import Callable, List, Optional
 
 from vistok._version import __version__
-from vistok.commands import audio, codec, evaluate, generate, posttrain_pairs, tokenize, train, zoo
+from vistok.commands import codec, evaluate, generate, posttrain_pairs, tokenize, train, zoo
 from vistok.errors import TokzooError
+from vistok.registry import command_registrars, resolve
 
 SUBCOMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [zoo.register, codec.register, train.register,
-                                                                    evaluate.register, audio.register,
-                                                                    tokenize.register, generate.register,
-                                                                    posttrain_pairs.register]
+                                                                    evaluate.register, tokenize.register,
+                                                                    generate.register, posttrain_pairs.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
+    for target in command_registrars():  # the families' own subcommands (e.g. tokzoo audio)
+        resolve(target)(subparsers)
     return parser
 
 

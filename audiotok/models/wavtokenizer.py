@@ -73,6 +73,8 @@ class WavTokenizerConfig:
             raise ValueError(f"strides must be positive integers, got {self.strides}")
         if self.num_quantizers < 1:
             raise ValueError(f"num_quantizers must be >= 1, got {self.num_quantizers}")
+        if self.sample_rate < 1:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
         if self.n_fft is None:
             self.n_fft = 4 * self.hop_length
         if self.n_fft < self.hop_length:
@@ -109,7 +111,6 @@ class WavTokenizer(Tokenizer):
     """
 
     family = "wavtokenizer"
-    objective = "audio"  # the engine objective that trains it (loss.kind: auto)
 
     def __init__(self, config: Union[WavTokenizerConfig, Dict[str, Any]]):
         super().__init__()

@@ -21,7 +21,7 @@ from vistok.hub.catalogue import get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import CheckpointMismatch
 from vistok.hub.loading import convert_card, load_tokenizer
-from vistok.hub.wavtokenizer import (
+from audiotok.convert import (
     config_from_official_yaml, convert_wavtokenizer_state_dict, detect_layout, infer_config,
     load_wavtokenizer_state_dict,
 )

@@ -4,7 +4,7 @@ import torch
 
 from vistok.cli import main
 from vistok.hub.catalogue import get_card, list_cards
-from vistok.hub.families import get_family
+from vistok.registry import get_family
 
 RELEASES = ["small-40", "small-75", "medium-speech-75", "medium-speech-75-v2", "medium-music-audio-75",
             "medium-music-audio-75-v2", "large-unify-40", "large-speech-75-v2"]

@@ -111,7 +111,7 @@ def _official_mrd_release(tmp_path, monkeypatch):
 
 
 def test_gan_starts_from_the_discriminators_the_release_ships(tmp_path, monkeypatch):
-    from vistok.engine.objectives.audio import AudioObjective
+    from audiotok.objective import AudioObjective
 
     official = _official_mrd_release(tmp_path, monkeypatch)
     recipe = load_recipe(REPO / "train/demo/wavtokenizer_tiny.yaml", [

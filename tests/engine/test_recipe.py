@@ -75,10 +75,12 @@ def test_fsdp_allows_a_plain_recipe():
 def test_every_loss_kind_names_an_objective_class():
     import importlib
 
-    from vistok.engine.objectives import OBJECTIVES, Objective
-    from vistok.engine.recipe import CHOICES
+    from vistok.engine.objectives import OBJECTIVES, Objective, available_objectives
+    from vistok.engine.recipe import choices
 
-    assert set(CHOICES["loss.kind"]) - {"auto"} == set(OBJECTIVES)
-    for kind, target in OBJECTIVES.items():
+    known = available_objectives()
+    assert set(choices()["loss.kind"]) - {"auto"} == set(known) and set(OBJECTIVES) < set(known)
+    assert known["audio"] == "audiotok.objective:AudioObjective"  # added by the audio family's declaration
+    for kind, target in known.items():
         module, name = target.split(":")
         assert issubclass(getattr(importlib.import_module(module), name), Objective), kind

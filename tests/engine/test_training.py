@@ -5,7 +5,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -67,7 +66,8 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path, image_root):
     _ok(run_training(tmp_path / "run", image_root, "training.max_steps=4"))
     good = tmp_path / "run/checkpoints/step-00000004"
     before = _hash_dir(good)
-    result = run_training(tmp_path / "run", image_root, "training.max_steps=8", "loss.reconstruction_weight=nan",
+    # a weight finite in the recipe (NaN/inf are refused there) that overflows float32: every loss is inf
+    result = run_training(tmp_path / "run", image_root, "training.max_steps=8", "loss.reconstruction_weight=1e39",
                           "training.max_bad_steps=3")
     assert result.returncode == 2
     assert "3 consecutive steps had a non-finite loss" in result.stderr and "step-00000004" in result.stderr
@@ -77,10 +77,10 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path, image_root):
 
 
 def test_non_finite_discriminator_loss_skips_the_discriminator_step(tmp_path, image_root):
-    # An infinite LeCam weight makes only the discriminator loss non-finite; the generator steps.
+    # A LeCam weight that overflows float32 makes only the discriminator loss non-finite; the generator steps.
     result = run_training(tmp_path / "run", image_root, "training.max_steps=8", "loss.adversarial.weight=0.1",
                           "loss.adversarial.channels=16", "loss.adversarial.norm=group",
-                          "loss.adversarial.lecam_weight=inf", "training.max_bad_steps=3")
+                          "loss.adversarial.lecam_weight=1e39", "training.max_bad_steps=3")
     assert result.returncode == 2, result.stderr[-3000:]
     assert "3 consecutive steps had a non-finite loss" in result.stderr
     events = (tmp_path / "run/events.log").read_text()

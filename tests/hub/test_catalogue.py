@@ -5,7 +5,7 @@ import yaml
 
 from vistok.hub.card import CardError, ZooCard
 from vistok.hub.catalogue import get_card, list_cards
-from vistok.hub.families import get_family
+from vistok.registry import get_family
 
 EXPECTED = {
     "titok-l32", "titok-b64", "titok-s128", "titok-bl64-vq8k", "titok-bl128-vq8k", "titok-sl256-vq8k",

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from vistok.hub.card import CardError, ZooCard
 from vistok.hub.catalogue import get_card
 from vistok.hub.download import ChecksumError, DownloadError, fetch, sha256_of
-from vistok.hub.families import get_family
+from vistok.registry import get_family
 from vistok.hub.loading import load_tokenizer
 
 EMBEDDED = ("tokzoo-demo-titok-64", "tokzoo-demo-wavtokenizer-speech")

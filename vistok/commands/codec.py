@@ -18,7 +18,9 @@ def _load(args):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_tokenizer(args.model, device=device)
     if not hasattr(model.config, "image_size"):
-        raise SystemExit(f"{args.model}: not an image tokenizer")
+        raise InputError(f"{args.model}: not an image tokenizer (family {getattr(model, 'family', '?')!r})")
+    if getattr(args, "num_tokens", None) and args.num_tokens > getattr(model, "num_tokens", args.num_tokens):
+        raise InputError(f"--num-tokens {args.num_tokens}: {args.model} has {model.num_tokens} tokens per image")
     return model, device
 
 
@@ -36,6 +38,38 @@ def _images(paths: List[str], size: int):
     from vistok.data.images import load_image
 
     return torch.stack([load_image(p, size) for p in paths])
+
+
+def read_ids(path):
+    """The array in a ``.npy`` file, in native byte order. What is not one (a pickle, an ``.npz``
+    archive, text, an empty or truncated file, a header declaring more data than the file holds)
+    is refused naming the file; object arrays are never unpickled."""
+    import numpy as np
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, MemoryError) as err:
+        raise InputError(f"{path}: not a .npy array ({type(err).__name__}: {err})") from None
+    if not isinstance(array, np.ndarray):  # np.load opens .npz archives too
+        array.close()
+        raise InputError(f"{path}: an .npz archive, not a .npy array")
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def output_names(paths: List[str]) -> List[str]:
+    """One output name per input: its stem, with -2, -3, ... for stems seen before, never a name
+    already given (a/x.png and b/x.jpg must not overwrite each other's output)."""
+    used: set = set()
+    names = []
+    for path in paths:
+        stem = name = Path(path).stem
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name)
+        names.append(name)
+    return names
 
 
 def _batches(n: int, size: int):
@@ -75,26 +109,35 @@ def _decode(args) -> int:
     from vistok.data.images import save_image
 
     model, device = _load(args)
-    try:
-        array = np.load(args.ids)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{args.ids}: not a .npy array ({err})") from None
+    array = read_ids(args.ids)
     if array.dtype.kind not in "iuf":
         raise InputError(f"{args.ids}: expected numbers, got an array of {array.dtype}")
-    ids = torch.from_numpy(array)
-    ids = ids.long() if _is_discrete(model) else ids.float()
-    if ids.dim() < 2 or ids.numel() == 0:
-        raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {tuple(ids.shape)}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(f"{args.ids}: holds NaN or infinite values")
+    if array.ndim < 2 or array.size == 0:
+        raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {tuple(array.shape)}")
     if _is_discrete(model):
+        if array.dtype.kind == "f" and (array != np.round(array)).any():
+            raise InputError(f"{args.ids}: holds fractional values; token ids are whole numbers")
         size = getattr(getattr(model, "quantize", None), "codebook_size", None) or model.config.codebook_size
-        low, high = int(ids.min()), int(ids.max())
+        low, high = int(array.min()), int(array.max())
         if low < 0 or high >= size:
             raise InputError(f"{args.ids}: token ids must be in 0..{size - 1} for {args.model}; found {low}..{high}")
+        most = getattr(model, "num_tokens", None)
+        if array.ndim == 2 and most is not None and array.shape[1] > most:
+            raise InputError(f"{args.ids}: {array.shape[1]} tokens per row; {args.model} decodes at most {most}")
+    ids = torch.from_numpy(array)
+    ids = ids.long() if _is_discrete(model) else ids.float()
     out = Path(args.output)
     written = 0
     with torch.inference_mode(), _autocast(device, args.precision):
         for part in _batches(len(ids), args.batch_size):
-            for image in model.decode(ids[part].to(device)).float().cpu():
+            try:
+                images = model.decode(ids[part].to(device)).float().cpu()
+            except (ValueError, TypeError) as err:  # a shape the model's decoder does not read
+                raise InputError(f"{args.ids}: ids of shape {tuple(array.shape)} do not fit {args.model}: "
+                                 f"{err}") from None
+            for image in images:
                 save_image(image, out / f"{written:06d}.png")
                 written += 1
     print(f"{out}: wrote {written} PNG(s)")
@@ -109,6 +152,7 @@ def _reconstruct(args) -> int:
 
     model, device = _load(args)
     images = _images(args.images, model.config.image_size)
+    names = output_names(args.images)
     out = Path(args.output)
     scores = []
     with torch.inference_mode(), _autocast(device, args.precision):
@@ -116,8 +160,8 @@ def _reconstruct(args) -> int:
             x = images[part].to(device)
             kwargs = {"num_tokens": args.num_tokens} if args.num_tokens else {}
             recon = model.decode(model.encode(x, **kwargs)).float().cpu()
-            for path, image, score in zip(args.images[part], recon, psnr(recon, images[part])):
-                save_image(image, out / f"{Path(path).stem}.png")
+            for path, name, image, score in zip(args.images[part], names[part], recon, psnr(recon, images[part])):
+                save_image(image, out / f"{name}.png")
                 scores.append(score.item())
                 print(f"{path}: PSNR {score.item():.2f} dB")
     print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} image(s); PNGs in {out}")

@@ -1,5 +1,5 @@
 """Data for tokenizer training: image folders and tar shards with reproducible crops, a resumable
-sampler/loader for distributed runs, and single-image helpers. Audio lives in ``audiotok.data``."""
+sampler/loader for distributed runs, and single-image helpers. Audio data comes with the audio families."""
 from vistok.data.braces import expand_braces
 from vistok.data.files import list_files
 from vistok.data.image_folder import IMAGE_EXTENSIONS, ImageFolder

@@ -2,6 +2,7 @@
 shorter side resized then center-cropped to a square, PNG out with uint8 rounding."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
@@ -19,12 +20,17 @@ def open_rgb(source: Union[PathLike, BinaryIO], name: Optional[object] = None) -
     ``name`` (default: ``source``): FileNotFoundError when a path is missing, ValueError when Pillow
     cannot read the bytes."""
     label = source if name is None else name
+    if isinstance(source, (str, Path)) and os.path.exists(source) and not os.path.isdir(source) \
+            and not os.path.isfile(source):  # a FIFO or a device: opening it could block forever
+        raise UnreadableFileError(f"{label}: not a regular file")
     try:
         with Image.open(source) as img:
             img.load()
             return img.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"{label}: no such file") from None
+    except Image.DecompressionBombError as err:  # declared size above twice Pillow's pixel limit
+        raise UnreadableFileError(f"{label}: refused, the image is too large to decode ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UnreadableFileError(f"{label}: not an image Pillow can read ({type(err).__name__})") from None
 

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from vistok.data.sampler import ResumableSampler
 from vistok.data.seeding import make_generator
+from vistok.errors import TokzooError
 
 __all__ = ["ResumableLoader", "ResumableSampler", "build_image_loader", "default_num_workers"]
 
@@ -67,6 +68,19 @@ def _resume_plan(batches: List[int], position: int) -> Tuple[List[int], int]:
             skipped[w] += 1
         remaining -= len(active)
         round_ += 1
+
+
+def _worker_message(err: BaseException) -> Optional[str]:
+    """The original message of an error a DataLoader worker raised, which the main process re-raises
+    as the same type with the worker's whole traceback as its message; None for any other error."""
+    text = str(err)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return None
+    for name in (f"{type(err).__module__}.{type(err).__qualname__}: ", f"{type(err).__qualname__}: "):
+        at = text.rfind("\n" + name)
+        if at >= 0:
+            return text[at + 1 + len(name):].strip()
+    return None
 
 
 class ResumableLoader:
@@ -192,6 +206,12 @@ class ResumableLoader:
             return self._next()
         except StopIteration:
             raise RuntimeError("ResumableLoader: unexpected end of stream") from None
+        except (TokzooError, OSError) as err:
+            self._close_iterator()
+            original = _worker_message(err)
+            if original is None:
+                raise
+            raise type(err)(original) from None  # a user error in a worker: its own one-line message
         except BaseException:
             self._close_iterator()  # stop workers now, not whenever the traceback is collected
             raise

@@ -15,12 +15,13 @@ def build_model(recipe: Recipe) -> nn.Module:
     """A fresh model from ``model.family`` + ``model.config``, or, with ``model.init``, a released
     or saved tokenizer to fine-tune (``model.config`` entries then override its config, e.g.
     ``tail_drop``; the weights must still fit)."""
+    from vistok.hub.config_check import build_checked
     from vistok.hub.convert import load_strict
-    from vistok.hub.families import get_family
+    from vistok.registry import get_family
 
     family = get_family(recipe.model.family)
     if recipe.model.init is None:
-        model = family.build(recipe.model.config)
+        model = build_checked(family, recipe.model.config, "model.config")
     else:
         from vistok.hub.loading import load_tokenizer
 
@@ -31,7 +32,8 @@ def build_model(recipe: Recipe) -> nn.Module:
         if not recipe.model.config:
             model = base
         else:
-            model = family.build({**base.config.to_dict(), **recipe.model.config})
+            model = build_checked(family, {**base.config.to_dict(), **recipe.model.config},
+                                  f"model.config over model.init {recipe.model.init}")
             load_strict(model, base.state_dict(), f"model.init {recipe.model.init}")
     for target, source in recipe.model.init_parts.items():
         copy_part(model, target, source)

@@ -9,6 +9,7 @@ import torch
 
 from vistok.engine.objectives import PAIRED_DATA
 from vistok.engine.recipe import Recipe
+from vistok.errors import InputError
 
 # Kinds whose batches are pairs, kept whole: (ids, labels) token shards for the generator,
 # (generated, real) images for RobusTok post-training. Other kinds yield the images alone.
@@ -19,16 +20,12 @@ def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None)
     cfg = recipe.data
     kind = kind or cfg.kind
     if not root:
-        raise ValueError("data.train is empty: point it at a folder of images (or audio), or at tar shards")
+        raise InputError("data.train is empty: point it at a folder of images (or audio, ...), or at tar shards")
     if kind == "images":
         from vistok.data.image_folder import ImageFolder
 
         return ImageFolder(root, cfg.image_size, random_crop=train and cfg.random_crop,
                            random_flip=train and cfg.random_flip, seed=recipe.experiment.seed)
-    if kind == "audio":
-        from audiotok.data import AudioFolder
-
-        return AudioFolder(root, cfg.sample_rate, cfg.segment_seconds, random_crop=train, seed=recipe.experiment.seed)
     if kind == "tokens":
         from vistok.data.tokens import TokenShards
 
@@ -37,10 +34,15 @@ def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None)
         from vistok.data.posttrain_pairs import PostTrainPairs
 
         if not cfg.real:
-            raise ValueError("data.real is empty: with data.kind=pairs it names the folder of real images that "
+            raise InputError("data.real is empty: with data.kind=pairs it names the folder of real images that "
                              "the generated PNGs in data.train were sampled around")
         return PostTrainPairs(root, cfg.real, cfg.image_size, random_flip=train and cfg.random_flip,
                               seed=recipe.experiment.seed)
+    from vistok.registry import contributions, resolve
+
+    contributed = contributions("data_kinds")
+    if kind in contributed:  # a family's own kind (e.g. audio folders)
+        return resolve(contributed[kind][0])(recipe, root, train)
     raise ValueError(f"data.kind {kind!r} has no map-style dataset")
 
 
@@ -60,8 +62,11 @@ class TrainBatches:
                                   random_flip=cfg.random_flip, seed=recipe.experiment.seed)
         else:
             dataset = _dataset(recipe, cfg.train, train=True)
-        self.loader = ResumableLoader(dataset, cfg.batch_size, seed=recipe.experiment.seed, rank=rank,
-                                      world_size=world_size, num_workers=workers)
+        try:
+            self.loader = ResumableLoader(dataset, cfg.batch_size, seed=recipe.experiment.seed, rank=rank,
+                                          world_size=world_size, num_workers=workers)
+        except InputError as err:  # e.g. fewer samples than one batch: say which data
+            raise InputError(f"data.train {cfg.train}: {err}") from None
         self.explicit_steps_per_epoch = recipe.training.steps_per_epoch
         self.paired = cfg.kind in PAIRED_KINDS
 

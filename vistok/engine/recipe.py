@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -46,7 +48,7 @@ class Model:
 
 @dataclass
 class Data:
-    kind: str = "images"  # images | shards | audio | tokens (tokzoo tokenize) | pairs (RobusTok post-training)
+    kind: str = "images"  # images | shards | tokens (tokzoo tokenize) | pairs (RobusTok post-training) | a family's
     train: str = ""
     val: Optional[str] = None
     real: Optional[str] = None  # kind=pairs: the real images paired with the generated PNGs in data.train
@@ -76,23 +78,8 @@ class Adversarial:
 
 
 @dataclass
-class AudioLoss:
-    """Audio codecs (loss.kind=audio); defaults are WavTokenizer's published settings."""
-
-    mel_weight: float = 45.0
-    mel_n_fft: int = 1024
-    mel_hop: int = 256
-    mel_bins: int = 100
-    mrstft_weight: float = 0.0
-    discriminators: List[str] = field(default_factory=lambda: ["mpd", "mrd", "dac"])
-    discriminator_conditions: int = 4  # class embeddings of the conditional MPD/MRD (0: unconditional)
-    mrd_weight: float = 1.0
-    dac_mode: str = "published"  # published (the DAC discriminator is never trained, as released) | corrected
-
-
-@dataclass
 class Loss:
-    kind: str = "auto"  # auto (the model's own) | image | proxy_codes | audio | flow | ar_tokens | posttrain | vae
+    kind: str = "auto"  # auto (the family's own) | image | proxy_codes | flow | ar_tokens | posttrain | vae | a family's
     reconstruction: str = "l2"  # l1 | l2
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 0.0
@@ -102,7 +89,7 @@ class Loss:
     quantizer_weight: float = 1.0
     kl_weight: float = 1e-6  # loss.kind=vae: LDM's weight (its reconstruction is summed over pixels)
     adversarial: Adversarial = field(default_factory=Adversarial)
-    audio: AudioLoss = field(default_factory=AudioLoss)
+    # families add their own sections here (e.g. loss.audio for codecs): see recipe_class()
 
 
 @dataclass
@@ -170,10 +157,8 @@ class Recipe:
     logging: Logging = field(default_factory=Logging)
 
 
+CORE_DATA_KINDS = ("images", "shards", "tokens", "pairs")
 CHOICES = {
-    "data.kind": ("images", "shards", "audio", "tokens", "pairs"),
-    "loss.kind": ("auto", "image", "proxy_codes", "audio", "flow", "ar_tokens", "posttrain", "vae"),
-    "loss.audio.dac_mode": ("published", "corrected"),
     "loss.adversarial.arch": ("patchgan", "titok"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
     "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),
@@ -183,7 +168,43 @@ CHOICES = {
 FREE_FORM = {"model.config", "model.init_parts"}  # checked against the family's config class instead
 
 
-def _schema_paths(cls=Recipe, prefix: str = "") -> Dict[str, Any]:
+@lru_cache(maxsize=1)
+def recipe_class() -> type:
+    """:class:`Recipe` with the sections the registered families add (``recipe_sections``, e.g.
+    ``loss.audio``): a subclass whose ``loss`` carries one more dataclass field per section."""
+    from vistok.registry import contributions, resolve
+
+    sections = contributions("recipe_sections")
+    extra = []
+    for path, (target, family) in sorted(sections.items()):
+        parent, _, name = path.partition(".")
+        if parent != "loss" or not name or "." in name or hasattr(Loss, name):
+            raise RecipeError(f"family {family!r}: recipe section {path!r} must be a new loss.<name>")
+        cls = resolve(target)
+        extra.append((name, cls, field(default_factory=cls)))
+    if not extra:
+        return Recipe
+    loss_cls = dataclasses.make_dataclass("Loss", extra, bases=(Loss,))
+    return dataclasses.make_dataclass("Recipe", [("loss", loss_cls, field(default_factory=loss_cls))], bases=(Recipe,))
+
+
+def choices() -> Dict[str, Sequence[str]]:
+    """Every closed-set key and its values: the core's, the data kinds and objectives the families
+    add, and the ``CHOICES`` a family's recipe section declares for its own keys."""
+    from vistok.engine.objectives import available_objectives
+    from vistok.registry import contributions, resolve
+
+    out: Dict[str, Sequence[str]] = dict(CHOICES)
+    out["data.kind"] = CORE_DATA_KINDS + tuple(sorted(contributions("data_kinds")))
+    out["loss.kind"] = ("auto", *available_objectives())
+    for path, (target, _) in contributions("recipe_sections").items():
+        for key, values in getattr(resolve(target), "CHOICES", {}).items():
+            out[f"{path}.{key}"] = tuple(values)
+    return out
+
+
+def _schema_paths(cls=None, prefix: str = "") -> Dict[str, Any]:
+    cls = cls or recipe_class()
     paths = {}
     for f in dataclasses.fields(cls):
         path = f"{prefix}{f.name}"
@@ -228,7 +249,7 @@ def _check_keys(data: Any, where: str, prefix: str = "") -> None:
 
 
 def _check_model_config(recipe: Recipe, where: str) -> None:
-    from vistok.hub.families import get_family
+    from vistok.registry import get_family
 
     try:
         family = get_family(recipe.model.family)
@@ -257,7 +278,7 @@ def _config_class(model_cls: type) -> Optional[type]:
 
 
 def _check_choices(recipe: Recipe, where: str) -> None:
-    for path, options in CHOICES.items():
+    for path, options in choices().items():
         value = OmegaConf.select(OmegaConf.structured(recipe), path)
         if value not in options:
             raise RecipeError(f"{where}: {path} must be one of {', '.join(options)}; got {value!r}")
@@ -294,6 +315,16 @@ def _check_ranges(recipe: Recipe, where: str) -> None:
                           "set alpha (the per-token probability), or beta=0")
 
 
+def _check_finite(data: Any, where: str, prefix: str = "") -> None:
+    """Refuse NaN and infinite numbers anywhere (a NaN learning rate passes every range check)."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        path = f"{prefix}{key}" if isinstance(data, dict) else f"{prefix.rstrip('.')}[{key}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: {path} must be a finite number; got {value!r}")
+        _check_finite(value, where, path + ".")
+
+
 def _check_strategy(recipe: Recipe, where: str) -> None:
     """Refuse what cannot work with ``training.strategy=fsdp``, where each process holds only a
     shard of the parameters: the EMA copy, VQGAN's adaptive GAN weight (a gradient on the
@@ -316,6 +347,11 @@ def parse_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise RecipeError(f"override {item!r} is not of the form key.sub=value")
+    for item in overrides:  # each alone first, so an error names the override at fault
+        try:
+            OmegaConf.from_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError) as err:
+            raise RecipeError(f"bad override {item!r}: {' '.join(str(err).split())}") from None
     try:
         return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as err:
@@ -324,7 +360,7 @@ def parse_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
 
 def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> Recipe:
     """Defaults <- the YAML file <- the overrides, validated; returns a typed :class:`Recipe`."""
-    layers = [OmegaConf.structured(Recipe)]
+    layers = [OmegaConf.structured(recipe_class())]
     where = str(path) if path else "recipe"
     if path is not None:
         try:
@@ -338,6 +374,8 @@ def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
             raise RecipeError(f"{path}: not valid YAML{at}: {problem}") from None
         except (OmegaConfBaseException, OSError, ValueError) as err:
             raise RecipeError(f"{path}: cannot read recipe ({err})") from None
+        except RecursionError:
+            raise RecipeError(f"{path}: cannot read recipe (nested too deeply)") from None
         if not isinstance(data, dict):
             raise RecipeError(f"{path}: a recipe must be a YAML mapping")
         _check_keys(data, where)
@@ -348,8 +386,14 @@ def load_recipe(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
     try:
         merged = OmegaConf.merge(*layers)
     except OmegaConfBaseException as err:
-        raise RecipeError(f"{where}: {err.msg if hasattr(err, 'msg') else err}") from None
-    recipe: Recipe = OmegaConf.to_object(merged)
+        at = f" (key {err.full_key})" if getattr(err, "full_key", None) else ""
+        raise RecipeError(f"{where}: {(str(err).strip().splitlines() or [type(err).__name__])[0]}{at}") from None
+    try:
+        recipe: Recipe = OmegaConf.to_object(merged)  # resolves ${...} interpolations
+    except OmegaConfBaseException as err:
+        at = f" (key {err.full_key})" if getattr(err, "full_key", None) else ""
+        raise RecipeError(f"{where}: {(str(err).strip().splitlines() or [type(err).__name__])[0]}{at}") from None
+    _check_finite(OmegaConf.to_container(OmegaConf.structured(recipe)), where)
     _check_choices(recipe, where)
     _check_ranges(recipe, where)
     _check_strategy(recipe, where)

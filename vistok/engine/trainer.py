@@ -91,6 +91,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
             torch.backends.cudnn.allow_tf32 = cfg.tf32
         self.output_dir = Path(recipe.experiment.output_dir)
+        self._first_batch = None  # fit() reads the first training batch before it writes anything
 
         model = builders.build_model(recipe)
         self.perturbation = builders.build_perturbation(recipe)
@@ -172,7 +173,7 @@ class Trainer:
         """One optimizer step (generator, then discriminator); None when the generator step was
         skipped; ``logged[D_SKIPPED]`` is set when only the discriminator step was."""
         acc, accum = self.accelerator, self.recipe.training.grad_accum
-        micro = [_to_device(next(self.train_batches), acc.device) for _ in range(accum)]
+        micro = [_to_device(self._next_batch(), acc.device) for _ in range(accum)]
         logged: Dict[str, float] = {}
         recons = []
         finite = True
@@ -212,7 +213,7 @@ class Trainer:
             return
         if not (path / checkpoint.COMPLETE_MARK).is_file():
             raise FileNotFoundError(f"experiment.resume: {path} is not a complete checkpoint directory")
-        self.accelerator.load_state(str(path))
+        checkpoint.load(self.accelerator, path)
 
     def _perturbation_progress(self, step: int) -> None:
         if self.perturbation is None:
@@ -251,10 +252,18 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return target
 
+    def _next_batch(self):
+        if self._first_batch is not None:
+            batch, self._first_batch = self._first_batch, None
+            return batch
+        return next(self.train_batches)
+
     def fit(self) -> Path:
         recipe, acc, cfg = self.recipe, self.accelerator, self.recipe.training
         self._resume(None)
         start = self.counters.step
+        # read before anything is written: unreadable data is refused with the output directory untouched
+        self._first_batch = next(self.train_batches) if start < cfg.max_steps else None
         log = RunLogger(str(self.output_dir), acc.is_main_process, cfg.max_steps, start,
                         tensorboard=recipe.logging.tensorboard, wandb=recipe.logging.wandb,
                         progress=recipe.logging.progress, run_name=recipe.experiment.name,

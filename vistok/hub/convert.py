@@ -25,6 +25,13 @@ class CheckpointMismatch(TokzooError, ValueError):
 
 def load_strict(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` with shape checks and an error that lists key names."""
+    check_fit(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def check_fit(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """Refuse ``state`` unless it has exactly ``model``'s tensor names and shapes (``model`` may live
+    on the meta device: nothing is copied)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -34,7 +41,6 @@ def load_strict(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -
              for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
     if wrong:
         raise InputError(f"{source}: shape mismatch\n  " + "\n  ".join(wrong[:20]))
-    model.load_state_dict(state, strict=True)
 
 
 def rename_prefix(key: str, rules: Iterable[Tuple[str, str]]) -> str:

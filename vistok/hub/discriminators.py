@@ -11,7 +11,7 @@ from vistok.errors import InputError
 from vistok.hub.catalogue import get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.download import fetch
-from vistok.hub.families import get_family, resolve
+from vistok.registry import get_family, resolve
 
 
 def release_discriminator_state(name: str) -> Dict[str, torch.Tensor]:

@@ -24,11 +24,11 @@ from vistok.hub.catalogue import find_card, get_card
 from vistok.hub.checkpoint_io import read_state_dict
 from vistok.hub.convert import load_strict
 from vistok.hub.download import DownloadError, cache_root, is_offline
-from vistok.hub.families import get_family
 from vistok.hub.locks import conversion_lock
 from vistok.hub.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_pretrained_dir, save_pretrained
 from vistok.hub.records import write_record
 from vistok.hub.sources import fetch_card_files
+from vistok.registry import get_family
 
 CONVERSION_VERSION = 2  # bump when a converter changes what it writes, to invalidate converted caches
 _LICENSES_SHOWN: set = set()  # cards whose non-commercial licence this process has already warned about

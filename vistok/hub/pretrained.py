@@ -14,11 +14,12 @@ import torch
 from safetensors.torch import save_model
 
 from vistok._version import __version__
-from vistok.errors import UnreadableFileError
+from vistok.errors import UnknownNameError, UnreadableFileError
 from vistok.fileio import atomic_write
 from vistok.hub.checkpoint_io import read_state_dict
+from vistok.hub.config_check import build_checked
 from vistok.hub.convert import load_strict
-from vistok.hub.families import get_family
+from vistok.registry import get_family
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -46,8 +47,10 @@ def read_config(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
         raise UnreadableFileError(f"{path}: cannot read tokenizer config ({err})") from None
+    except RecursionError:
+        raise UnreadableFileError(f"{path}: cannot read tokenizer config (nested too deeply)") from None
     if not isinstance(record, dict) or "family" not in record or "config" not in record:
         raise UnreadableFileError(f"{path}: not a tokzoo config (expected 'family' and 'config' fields; a config.json "
                          "written by the authors' code is converted through a zoo card instead)")
@@ -62,6 +65,17 @@ def load_pretrained_dir(directory: Union[str, Path], map_location: str = "cpu"):
             raise FileNotFoundError(f"{directory}: missing {name} (expected the save_pretrained layout: "
                                     f"{CONFIG_NAME} + {WEIGHTS_NAME})")
     record = read_config(directory / CONFIG_NAME)
-    model = get_family(record["family"]).build(record["config"])
-    load_strict(model, read_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
+    if not isinstance(record["family"], str):
+        raise UnreadableFileError(f"{directory / CONFIG_NAME}: 'family' must be a name, got {record['family']!r}")
+    try:
+        family = get_family(record["family"])
+    except UnknownNameError as err:
+        raise UnreadableFileError(f"{directory / CONFIG_NAME}: {err}") from None
+    weights = directory / WEIGHTS_NAME
+    state = read_state_dict(weights)
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise UnreadableFileError(f"{weights}: tensor {bad!r} holds NaN or infinite values")
+    model = build_checked(family, record["config"], f"{directory / CONFIG_NAME}: config", state, str(weights))
+    load_strict(model, state, str(weights))
     return model.to(map_location).eval()

@@ -14,9 +14,9 @@ from typing import List, Optional, Tuple
 
 from vistok.hub.card import Source, ZooCard
 from vistok.hub.download import cached_file, fetch_checked, fetch_sidecar, refuse, verify_download
-from vistok.hub.families import get_family
 from vistok.hub.integrity import Reference, Verdict
 from vistok.hub.records import first_seen
+from vistok.registry import get_family
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from vistok.data.files import list_files
 from vistok.data.image_folder import IMAGE_EXTENSIONS
 from vistok.data.images import open_rgb
+from vistok.errors import InputError
 
 PREPROCESSING = {
     "titok": "torchvision Resize({size}, bicubic, antialias=True) + CenterCrop({size}) on the RGB PIL image, uint8",
@@ -71,7 +72,7 @@ class EvalImages(Dataset):
         self.paths: List[Path] = list_files(self.root, IMAGE_EXTENSIONS, what="images")
         if limit is not None:
             if limit > len(self.paths):
-                raise ValueError(f"{self.root}: asked for {limit} images, found only {len(self.paths)}")
+                raise InputError(f"{self.root}: asked for {limit} images, found only {len(self.paths)}")
             self.paths = self.paths[:limit]
 
     def __len__(self) -> int:

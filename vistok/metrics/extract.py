@@ -5,6 +5,7 @@ from typing import Dict
 
 import torch
 
+from vistok.errors import InputError
 from vistok.metrics.gather import RowCollector, process_info, shard
 from vistok.metrics.inception import InceptionFeatures
 from vistok.metrics.samples import SampleSource
@@ -13,7 +14,7 @@ from vistok.metrics.samples import SampleSource
 def check_shardable(n: int, what: str) -> None:
     _, world = process_info()
     if n < world:
-        raise ValueError(f"{what}: {n} images for {world} processes; use fewer processes")
+        raise InputError(f"{what}: {n} images for {world} processes; use fewer processes")
 
 
 def extract_features(source: SampleSource, inception: InceptionFeatures, batch_size: int = 64,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from vistok.errors import InputError
 from vistok.metrics import fid as F
 from vistok.metrics.extract import extract_features
 from vistok.metrics.inception import InceptionFeatures
@@ -27,7 +28,7 @@ def load_reference(path: Union[str, Path], inception: InceptionFeatures, need_fe
             try:
                 images = NpzSource(path)
             except ValueError:
-                raise ValueError(f"{path}: KID / precision-recall need reference images (arr_0) or features, "
+                raise InputError(f"{path}: KID / precision-recall need reference images (arr_0) or features, "
                                  "and this file has only mu/sigma") from None
             ref.features = reference_from_source(images, inception, batch_size, True, use_cache, progress).features
             ref.description["features_from"] = "arr_0 images of the same file"
@@ -48,7 +49,7 @@ def evaluate_gfid(samples: SampleSource, reference: Reference, inception: Incept
     metrics: Dict[str, Any] = {"gfid": F.frechet_distance(F.FeatureStats.from_features(pool), reference.stats,
                                                           fid_method), "num_samples": int(pool.shape[0])}
     if (kid or prc) and reference.features is None:
-        raise ValueError("KID / precision-recall need the reference features; this reference has only statistics")
+        raise InputError("KID / precision-recall need the reference features; this reference has only statistics")
     if kid:
         metrics.update(F.kernel_inception_distance(pool, reference.features))
     if prc:

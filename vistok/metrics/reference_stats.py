@@ -17,6 +17,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
+from vistok.errors import UnreadableFileError
 from vistok.fileio import atomic_write
 from vistok.hub.download import cache_root, sha256_of
 from vistok.metrics.fid import FeatureStats
@@ -40,11 +41,11 @@ def load_npz(path: Union[str, Path], digest: bool = True) -> Reference:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz ({err})") from None
+        raise UnreadableFileError(f"{path}: not a readable .npz ({err})") from None
     with data:
         missing = [k for k in ("mu", "sigma") if k not in data.files]
         if missing:
-            raise ValueError(f"{path}: no {' or '.join(missing)} array (has {data.files}); expected an ADM-style "
+            raise UnreadableFileError(f"{path}: no {' or '.join(missing)} array (has {data.files}); expected an ADM-style "
                              "reference .npz with mu and sigma")
         count = int(data["count"]) if "count" in data.files else 0
         stats = FeatureStats(data["mu"], data["sigma"], count)

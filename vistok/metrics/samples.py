@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from vistok.errors import InputError, UnreadableFileError
+
 Batch = Tuple[torch.Tensor, torch.Tensor]  # (sample indices (b,), uint8 images (b, 3, H, W))
 
 
@@ -74,16 +76,16 @@ class NpzSource(SampleSource):
         with zipfile.ZipFile(self.path) as zf, zf.open(self._find(zf)) as f:
             shape, dtype = self._header(f)
         if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3:
-            raise ValueError(f"{self.path}: {key} must be uint8 images shaped (N, H, W, 3), got {dtype} {shape}")
+            raise InputError(f"{self.path}: {key} must be uint8 images shaped (N, H, W, 3), got {dtype} {shape}")
         if limit is not None:
             if limit > shape[0]:
-                raise ValueError(f"{self.path}: asked for {limit} samples, {key} holds only {shape[0]}")
+                raise InputError(f"{self.path}: asked for {limit} samples, {key} holds only {shape[0]}")
             shape = (limit, *shape[1:])
         self.shape = shape
 
     def _find(self, zf: zipfile.ZipFile) -> str:
         if self.member not in zf.namelist():
-            raise ValueError(f"{self.path}: no {self.member[:-4]!r} array (has {[n[:-4] for n in zf.namelist()]})")
+            raise UnreadableFileError(f"{self.path}: no {self.member[:-4]!r} array (has {[n[:-4] for n in zf.namelist()]})")
         return self.member
 
     def _header(self, f) -> Tuple[tuple, np.dtype]:

@@ -27,7 +27,7 @@ class ReconOut:
 class Tokenizer(nn.Module):
     """Base of every tokzoo tokenizer (image or audio): the Hugging Face-style directory layout.
 
-    A subclass sets ``family`` (its key in :mod:`vistok.hub.families`) and keeps its architecture
+    A subclass sets ``family`` (its name in the family registry, :mod:`vistok.registry`) and keeps its architecture
     in ``self.config``, an object with ``to_dict()`` whose dict the constructor accepts back.
     ``save_pretrained(dir)`` writes ``config.json`` + ``model.safetensors``;
     ``from_pretrained(name_or_path)`` reads that layout, a zoo name, or a Hugging Face repo.

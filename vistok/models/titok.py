@@ -61,6 +61,8 @@ class TiTokConfig:
             raise ValueError(f"bottleneck must be 'vq' or 'kl', got {self.bottleneck!r}")
         if self.decoder not in ("vqgan", "pixels"):
             raise ValueError(f"decoder must be 'vqgan' or 'pixels', got {self.decoder!r}")
+        if self.image_size < 1 or self.patch_size < 1:
+            raise ValueError(f"image_size and patch_size must be positive, got {self.image_size} and {self.patch_size}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.tail_drop not in (None, "uniform", "pow2"):

@@ -1,8 +1,8 @@
 """What a training step optimises, per kind of tokenizer. The trainer owns the loop, the
 optimizers and the checkpoints; an objective owns the losses and the discriminator they need.
 
-``loss.kind: auto`` picks the objective a model class names in its ``objective`` attribute
-(``image`` when it names none)."""
+``loss.kind: auto`` picks the objective the model's family declares (:mod:`vistok.registry`);
+families may add objectives of their own (``Family.objectives``)."""
 from __future__ import annotations
 
 import importlib
@@ -18,7 +18,6 @@ from vistok.engine.recipe import Recipe
 OBJECTIVES: Dict[str, str] = {
     "image": "vistok.engine.objectives.image:ImageObjective",
     "proxy_codes": "vistok.engine.objectives.proxy_codes:ProxyCodeObjective",
-    "audio": "vistok.engine.objectives.audio:AudioObjective",
     "flow": "vistok.engine.objectives.flow:FlowObjective",
     "vae": "vistok.engine.objectives.vae:VAEObjective",
     "ar_tokens": "vistok.engine.objectives.ar_tokens:ARTokenObjective",
@@ -28,20 +27,30 @@ OBJECTIVES: Dict[str, str] = {
 PAIRED_DATA = {"ar_tokens": "tokens", "posttrain": "pairs"}
 
 
+def available_objectives() -> Dict[str, str]:
+    """The core's objectives and those the registered families add."""
+    from vistok.registry import contributions
+
+    return {**OBJECTIVES, **{kind: target for kind, (target, _) in contributions("objectives").items()}}
+
+
 def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:
+    from vistok.registry import get_family
+
     kind = recipe.loss.kind
     if kind == "auto":
-        kind = getattr(model, "objective", "image")
-    if kind not in OBJECTIVES:
-        raise ValueError(f"loss.kind: no objective {kind!r}; known: {', '.join(OBJECTIVES)}")
+        kind = get_family(model.family).objective
+    known = available_objectives()
+    if kind not in known:
+        raise ValueError(f"loss.kind: no objective {kind!r}; known: {', '.join(known)}")
     needed, data_kind = PAIRED_DATA.get(kind), recipe.data.kind
     if needed != data_kind and (needed is not None or data_kind in PAIRED_DATA.values()):
         wanted = needed or "images, shards or audio"
         raise ValueError(f"the {kind!r} objective (loss.kind) trains on data.kind {wanted}, not {data_kind!r}")
-    module, name = OBJECTIVES[kind].split(":")
+    module, name = known[kind].split(":")
     objective = getattr(importlib.import_module(module), name)(recipe, device)
     objective.check_model(model)
     return objective
 
 
-__all__ = ["GeneratorStep", "Objective", "build_objective", "OBJECTIVES"]
+__all__ = ["GeneratorStep", "Objective", "available_objectives", "build_objective", "OBJECTIVES"]

@@ -50,7 +50,6 @@ class FlexTok(Tokenizer):
     """The FlexTok tokenizer family (frozen VAE, block-causal encoder, FSQ, rectified-flow decoder)."""
 
     family = "flextok"
-    objective = "flow"  # the engine objective that trains it (loss.kind: auto)
 
     def __init__(self, config: Union[FlexTokConfig, Dict[str, Any]]):
         super().__init__()

@@ -95,7 +95,6 @@ class FlexTokVAE(Tokenizer):
     """Images in [0, 1] <-> scaled latents ``(B, C, H/8, W/8)``; a zoo model of its own and FlexTok's stage 0."""
 
     family = "flextok_vae"
-    objective = "vae"  # the engine objective that trains it (loss.kind: auto)
 
     def __init__(self, config: Union[FlexTokVAEConfig, Dict[str, Any]]):
         super().__init__()

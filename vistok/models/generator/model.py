@@ -39,7 +39,6 @@ class ARGenerator(nn.Module):
     model.safetensors) with family ``"generator"``."""
 
     family = "generator"
-    objective = "ar_tokens"  # the engine objective that trains it (loss.kind: auto)
 
     def __init__(self, config: Union[ARGeneratorConfig, Dict[str, Any]]):
         super().__init__()
