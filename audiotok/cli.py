@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from vistok.commands.arguments import positive_int
+from vistok.commands.arguments import add_model_arguments, positive_int
 from vistok.commands.codec import _autocast, _batches, output_names, read_ids  # shared with the image commands
 from vistok.errors import InputError
 
@@ -202,11 +202,8 @@ def _reconstruct(args) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast dtype on CUDA (default fp32: lower precision can change code assignments)")
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    add_model_arguments(p, "fp32", "autocast dtype on CUDA (default fp32: lower precision can change code assignments)",
+                        batch_size=8)
 
 
 CHUNK_HELP = ("decode in windows of this many tokens, with 8 tokens of context on either side: memory is bounded by "

@@ -30,3 +30,12 @@ def workers_or_default(value) -> int:
     from vistok.data.loader import default_num_workers
 
     return default_num_workers() if value is None else int(value)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, precision: str, precision_help: str, batch_size: int) -> None:
+    """``--model``, ``--device``, ``--precision`` and ``--batch-size``, as every encode/decode command
+    takes them (the default precision and batch size are the command's own)."""
+    p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=precision, help=precision_help)
+    p.add_argument("--batch-size", type=positive_int, default=batch_size)

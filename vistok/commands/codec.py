@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import List
 
-from vistok.commands.arguments import positive_int
+from vistok.commands.arguments import add_model_arguments, positive_int
 from vistok.errors import InputError
 
 
@@ -176,11 +176,7 @@ def _reconstruct(args) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="zoo name, save_pretrained directory or org/name repo")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
-                   help="autocast dtype on CUDA (CPU always runs fp32)")
-    p.add_argument("--batch-size", type=positive_int, default=16)
+    add_model_arguments(p, "bf16", "autocast dtype on CUDA (CPU always runs fp32)", batch_size=16)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
