@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
 from vistok.errors import TokzooError
+from vistok.fileio import atomic_write
 from vistok.hub.card import Source
 from vistok.hub.integrity import Reference, Verdict, hub_reference, judge, pin_reference
 
@@ -202,16 +202,8 @@ def _fetch_url(source: Source, what: str, force: bool) -> Path:
         return path
     if is_offline():
         raise DownloadError(_offline_message(what, source))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    part = Path(name)
-    try:
-        _download(str(source.url), part, what)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-    return path
+    # a temporary file per process: concurrent downloads never write into each other's
+    return atomic_write(path, lambda part: _download(str(source.url), Path(part), what), suffix=".part")
 
 
 def _download(url: str, dest: Path, what: str) -> None:
