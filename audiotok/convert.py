@@ -28,7 +28,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from vistok.errors import InputError
-from vistok.hub.convert import load_strict, rename_prefix
+from vistok.models.state_dict import load_strict, rename_prefix
 
 LIGHTNING_ENCODER = "feature_extractor.encodec.encoder.model."
 LIGHTNING_CODEBOOK = re.compile(r"^feature_extractor\.encodec\.quantizer\.vq\.layers\.(\d+)\._codebook\.(.+)$")

@@ -24,7 +24,7 @@ def _condition(out) -> torch.Tensor:
 
 def _warm_start(adversarial: nn.Module, name: str) -> None:
     """Load the discriminators a release ships (only those this recipe trains) strictly."""
-    from vistok.hub.convert import load_strict
+    from vistok.models.state_dict import load_strict
     from vistok.hub.discriminators import release_discriminator_state
 
     wanted = set(adversarial.state_dict())

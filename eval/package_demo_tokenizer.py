@@ -48,7 +48,7 @@ def _write_card(path: Path, card: Dict[str, Any]) -> None:
 
 
 def _write_fp16(export: Path, target: Path) -> None:
-    from vistok.hub.checkpoint_io import read_state_dict
+    from vistok.models.state_dict import read_state_dict
 
     state = read_state_dict(export / "model.safetensors")
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}

@@ -5,7 +5,7 @@ What it proves: for each case, the official ``decoder.pretrained.WavTokenizer`` 
 source tree given on the command line, is built with seeded random weights; its ``state_dict()``
 is written as a Lightning-style ``.ckpt`` (``{"state_dict": ..., "epoch": ..}``, plus dummy
 discriminator / mel-loss keys the converter must drop), read back with
-:func:`vistok.hub.checkpoint_io.read_state_dict` (``torch.load(weights_only=True)``), converted by
+:func:`vistok.models.state_dict.read_state_dict` (``torch.load(weights_only=True)``), converted by
 :func:`audiotok.convert.convert_wavtokenizer_state_dict` and loaded *strictly* into
 :class:`audiotok.models.wavtokenizer.WavTokenizer`. The same weights renamed into the transformers
 layout (``swiss-ai/*``: the renaming rules of transformers' conversion script) must convert to the
@@ -69,8 +69,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig  # noqa: E402
-from vistok.hub.checkpoint_io import read_state_dict  # noqa: E402
-from vistok.hub.convert import load_strict  # noqa: E402
+from vistok.models.state_dict import read_state_dict  # noqa: E402
+from vistok.models.state_dict import load_strict  # noqa: E402
 from audiotok.convert import (  # noqa: E402
     config_from_official_yaml, convert_wavtokenizer_state_dict, infer_config,
 )
@@ -336,7 +336,7 @@ def discriminator_checks(report: Report, seed: int) -> None:
     from decoder.discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
 
     from audiotok.losses import AudioAdversarial
-    from vistok.hub.convert import load_strict
+    from vistok.models.state_dict import load_strict
     from audiotok.convert import convert_wavtokenizer_discriminators
 
     torch.manual_seed(seed)

@@ -24,6 +24,9 @@ from typing import Any, Callable, Dict, Mapping, Tuple
 from vistok.errors import InputError, TokzooError, UnknownNameError
 
 ENTRY_POINT_GROUP = "tokzoo.families"
+# Functions turning a name that is not a local directory (a zoo name, a hub repo) into a loaded
+# model: the hub registers its own here, so the model layer's from_pretrained never imports it.
+RESOLVER_GROUP = "tokzoo.resolvers"
 MODALITIES = ("image", "audio", "tokens")
 
 
@@ -128,3 +131,17 @@ def contributions(what: str) -> Dict[str, Tuple[str, str]]:
 def command_registrars() -> Tuple[str, ...]:
     """The ``module:function`` CLI registrars every family adds, in family order, without repeats."""
     return tuple(dict.fromkeys(c for family in families().values() for c in family.commands))
+
+
+@lru_cache(maxsize=1)
+def name_resolver() -> Callable[..., Any]:
+    """The ``function(name, **options) -> model`` registered in the ``tokzoo.resolvers`` group
+    (tokzoo's hub: zoo names and Hugging Face repos); one must be installed."""
+    entries = sorted(metadata.entry_points(group=RESOLVER_GROUP), key=lambda e: e.name)
+    if not entries:
+        raise TokzooError(f"no name resolver is registered (entry-point group {RESOLVER_GROUP!r}): only local "
+                          "directories load; install tokzoo (pip install -e . in a checkout)")
+    if len(entries) > 1:
+        raise TokzooError(f"several name resolvers are registered ({', '.join(e.value for e in entries)}); "
+                          "uninstall all but one")
+    return entries[0].load()

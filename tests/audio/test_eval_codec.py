@@ -171,7 +171,7 @@ def test_a_new_run_replaces_the_old_report(tmp_path):
 
 def test_command_line_on_a_tiny_saved_wavtokenizer(tmp_path, capsys):
     from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig
-    from vistok.hub.pretrained import save_pretrained
+    from vistok.models.pretrained import save_pretrained
 
     config = WavTokenizerConfig.for_token_rate(75, n_filters=4, dim=16, codebook_size=64, decoder_dim=32,
                                                decoder_intermediate_dim=48, decoder_layers=1, lstm_layers=1,

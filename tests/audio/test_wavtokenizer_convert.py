@@ -18,8 +18,8 @@ import yaml
 
 from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig
 from vistok.hub.catalogue import get_card
-from vistok.hub.checkpoint_io import read_state_dict
-from vistok.hub.convert import CheckpointMismatch
+from vistok.models.state_dict import read_state_dict
+from vistok.models.state_dict import CheckpointMismatch
 from vistok.hub.loading import convert_card, load_tokenizer
 from audiotok.convert import (
     config_from_official_yaml, convert_wavtokenizer_state_dict, detect_layout, infer_config,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from vistok.hub.convert import CheckpointMismatch
+from vistok.models.state_dict import CheckpointMismatch
 from vistok.hub.flextok import (OfficialConfigError, config_from_official, convert_flextok_state_dict, load_official,
                                 load_official_vae)
 

@@ -55,7 +55,7 @@ def test_interrupted_save_leaves_the_previous_files(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vistok.hub.pretrained.save_model", boom)
+    monkeypatch.setattr("vistok.models.pretrained.save_model", boom)
     with pytest.raises(KeyboardInterrupt):
         TiTok(tiny_config(False)).save_pretrained(tmp_path / "tok")
     assert (tmp_path / "tok" / "model.safetensors").read_bytes() == before

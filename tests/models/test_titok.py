@@ -3,7 +3,7 @@ import torch
 
 from tests.helpers import titok_reference as ref
 from vistok.data.bundled import load_samples
-from vistok.hub.convert import CheckpointMismatch
+from vistok.models.state_dict import CheckpointMismatch
 from vistok.hub.titok import config_from_official, load_titok_state_dict
 from vistok.models.titok import TiTok, TiTokConfig
 

@@ -86,7 +86,7 @@ def _convert(args) -> int:
 
     from vistok.hub.catalogue import get_card
     from vistok.hub.loading import convert_card
-    from vistok.hub.pretrained import load_pretrained_dir, save_pretrained
+    from vistok.models.pretrained import load_pretrained_dir, save_pretrained
 
     target = convert_card(get_card(args.name), checkpoint=Path(args.checkpoint))
     if args.output:

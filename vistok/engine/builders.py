@@ -15,8 +15,8 @@ def build_model(recipe: Recipe) -> nn.Module:
     """A fresh model from ``model.family`` + ``model.config``, or, with ``model.init``, a released
     or saved tokenizer to fine-tune (``model.config`` entries then override its config, e.g.
     ``tail_drop``; the weights must still fit)."""
-    from vistok.hub.config_check import build_checked
-    from vistok.hub.convert import load_strict
+    from vistok.models.config_check import build_checked
+    from vistok.models.state_dict import load_strict
     from vistok.registry import get_family
 
     family = get_family(recipe.model.family)

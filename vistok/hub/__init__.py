@@ -1,6 +1,6 @@
 """The zoo: catalogue of published tokenizers, download and cache, converters, save/load."""
 from vistok.hub.catalogue import get_card, list_cards
 from vistok.hub.loading import load_tokenizer
-from vistok.hub.pretrained import save_pretrained
+from vistok.models.pretrained import save_pretrained
 
 __all__ = ["get_card", "list_cards", "load_tokenizer", "save_pretrained"]

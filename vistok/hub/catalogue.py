@@ -2,12 +2,13 @@
 plus any directories named in ``TOKZOO_ZOO_PATH`` (searched first, so a user can add or shadow cards)."""
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
 import importlib.util
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from vistok.errors import UnknownNameError
 from vistok.hub.card import CardError, ZooCard
@@ -26,12 +27,44 @@ def card_dirs() -> List[Path]:
     return dirs
 
 
+def _card_files() -> Tuple[Tuple[Path, ...], ...]:
+    return tuple(tuple(sorted(d.glob("*.yaml"))) if d.is_dir() else () for d in card_dirs())
+
+
+def _stamp(files: Tuple[Tuple[Path, ...], ...]) -> tuple:
+    """What the catalogue was read from: the files and their sizes and modification times."""
+    out = []
+    for group in files:
+        for path in group:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        out.append(None)  # directory boundary (priority order matters)
+    return tuple(out)
+
+
+_CACHE: Dict[str, Any] = {"stamp": None, "cards": None}
+
+
 def all_cards() -> Dict[str, ZooCard]:
-    """Name -> card. A name defined twice in one directory is an error; earlier directories win."""
+    """Name -> card. A name defined twice in one directory is an error; earlier directories win.
+
+    Read once per process and read again only when ``TOKZOO_ZOO_PATH`` or a card file changes
+    (one ``stat`` per card instead of parsing every YAML file on each lookup)."""
+    files = _card_files()
+    stamp = (os.environ.get(ENV_EXTRA_DIRS, ""), _stamp(files))
+    if _CACHE["stamp"] != stamp:
+        _CACHE["cards"], _CACHE["stamp"] = _read_cards(files), stamp
+    return copy.deepcopy(_CACHE["cards"])  # callers may change a card's config dict
+
+
+def _read_cards(files: Tuple[Tuple[Path, ...], ...]) -> Dict[str, ZooCard]:
     cards: Dict[str, ZooCard] = {}
-    for directory in card_dirs():
+    for group in files:
         seen: Dict[str, Path] = {}
-        for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+        for path in group:
             card = ZooCard.from_yaml(path)
             if card.name in seen:
                 raise CardError(f"{path}: zoo name {card.name!r} is already defined in {seen[card.name]}")

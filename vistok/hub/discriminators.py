@@ -9,7 +9,7 @@ import torch
 
 from vistok.errors import InputError
 from vistok.hub.catalogue import get_card
-from vistok.hub.checkpoint_io import read_state_dict
+from vistok.models.state_dict import read_state_dict
 from vistok.hub.download import fetch
 from vistok.registry import get_family, resolve
 

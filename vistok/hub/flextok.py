@@ -29,8 +29,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
-from vistok.hub.checkpoint_io import read_state_dict
-from vistok.hub.convert import load_strict
+from vistok.models.state_dict import read_state_dict
+from vistok.models.state_dict import load_strict
 from vistok.hub.flextok_config import (KNOWN_TARGETS, SECTIONS, OfficialConfigError, check_targets,
                                        config_from_official, vae_config_from_diffusers)
 from vistok.models.flextok import FlexTok, FlexTokConfig, FlexTokVAE, FlexTokVAEConfig

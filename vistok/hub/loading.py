@@ -21,11 +21,11 @@ from vistok.errors import InputError, UnknownNameError
 from vistok.fileio import replace_directory
 from vistok.hub.card import ZooCard
 from vistok.hub.catalogue import find_card, get_card
-from vistok.hub.checkpoint_io import read_state_dict
-from vistok.hub.convert import load_strict
+from vistok.models.state_dict import read_state_dict
+from vistok.models.state_dict import load_strict
 from vistok.hub.download import DownloadError, cache_root, is_offline
 from vistok.hub.locks import conversion_lock
-from vistok.hub.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_pretrained_dir, save_pretrained
+from vistok.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, check_finite, load_pretrained_dir, save_pretrained
 from vistok.hub.records import write_record
 from vistok.hub.sources import fetch_card_files
 from vistok.registry import get_family
@@ -61,28 +61,34 @@ def convert_card(card: ZooCard, force_download: bool = False, checkpoint: Option
 
     Processes sharing the cache convert once: the conversion and the write run under a file lock
     (``vistok.hub.locks``), and a process that waited on it reads the other's result."""
+    return _convert_card(card, force_download, checkpoint)[0]
+
+
+def _convert_card(card: ZooCard, force_download: bool, checkpoint: Optional[Path]):
+    """``(directory, model)``: the model this call converted (so a first load builds it once), or
+    None when the directory was already there."""
     target = converted_dir(card)
     if _ready(target) and not force_download and checkpoint is None:
-        return target
+        return target, None
     warn_license(card)
     verdicts = fetch_card_files(card, force=force_download, checkpoint=checkpoint)
     with conversion_lock(target, card.name):
         if _ready(target) and not force_download and checkpoint is None:
-            return target  # converted by another process while this one fetched or waited
-        _convert_into(target, card, verdicts)
-    return target
+            return target, None  # converted by another process while this one fetched or waited
+        return target, _convert_into(target, card, verdicts)
 
 
 def _ready(target: Path) -> bool:
     return (target / CONFIG_NAME).is_file()
 
 
-def _convert_into(target: Path, card: ZooCard, verdicts) -> None:
+def _convert_into(target: Path, card: ZooCard, verdicts):
     family = get_family(card.family)
     path = verdicts[0].path
     log.info("%s: converting %s into %s", card.name, card.source.describe(), target)
     model = family.build(family.resolve_config(card.converter, card.config, path))
     state = family.convert(card.converter, read_state_dict(path), model.config)
+    check_finite(state, f"{card.name} ({path})")
     load_strict(model, state, f"{card.name} ({path})")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -93,6 +99,7 @@ def _convert_into(target: Path, card: ZooCard, verdicts) -> None:
         replace_directory(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return model
 
 
 def verify_file(path: Path, card: ZooCard) -> str:
@@ -135,7 +142,8 @@ def load_tokenizer(name_or_path: Union[str, Path], *, revision: Optional[str] = 
                          f"{WEIGHTS_NAME}, a zoo name or an org/name repo (convert an official file with a zoo card)")
     card = find_card(text)
     if card is not None:
-        return load_pretrained_dir(convert_card(card, force_download), device)
+        target, model = _convert_card(card, force_download, None)
+        return load_pretrained_dir(target, device) if model is None else model.to(device).eval()
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return load_pretrained_dir(_load_hf_repo(text, revision), device)
     try:

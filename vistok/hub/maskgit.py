@@ -11,7 +11,7 @@ from typing import Dict, Mapping
 
 import torch
 
-from vistok.hub.convert import load_strict
+from vistok.models.state_dict import load_strict
 from vistok.models.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
 
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping
 import torch
 
 from vistok.errors import InputError
-from vistok.hub.convert import load_strict, rename_prefix
+from vistok.models.state_dict import load_strict, rename_prefix
 from vistok.models.titok import TiTok, TiTokConfig
 
 _BLOCK = [

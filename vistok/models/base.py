@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from vistok.models.pretrained import load_pretrained, save_pretrained
 from vistok.quant.base import Stats
 
 
@@ -59,15 +60,13 @@ class Tokenizer(nn.Module):
         return self
 
     def save_pretrained(self, directory: Union[str, Path]) -> Path:
-        from vistok.hub.pretrained import save_pretrained  # the zoo layer sits above the models
-
         return save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, Path], **kwargs: Any) -> "Tokenizer":
-        from vistok.hub.loading import load_tokenizer
-
-        model = load_tokenizer(name_or_path, **kwargs)
+        """A local ``save_pretrained`` directory, or a name the installed resolver knows (a zoo name
+        or a Hugging Face repo: :func:`vistok.load_tokenizer`); ``kwargs`` go to that loader."""
+        model = load_pretrained(name_or_path, **kwargs)
         if not isinstance(model, cls):
             raise TypeError(f"{name_or_path!s} holds a {type(model).__name__} ({model.family!r}), "
                             f"not a {cls.__name__}")

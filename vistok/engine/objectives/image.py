@@ -46,7 +46,7 @@ class ImageObjective(Objective):
         if adv.weight > 0:
             disc = build_discriminator(adv)
             if adv.init:
-                from vistok.hub.convert import load_strict
+                from vistok.models.state_dict import load_strict
                 from vistok.hub.discriminators import release_discriminator_state
 
                 load_strict(disc, release_discriminator_state(adv.init), f"loss.adversarial.init {adv.init}")

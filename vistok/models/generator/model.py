@@ -17,6 +17,7 @@ from torch import nn
 from vistok.models.generator.blocks import CausalBlock, KVCache, make_norm
 from vistok.models.generator.config import ARGeneratorConfig
 from vistok.models.generator.sampling import Generators, cfg_scale_at, draw_uniforms, guide, sample_logits
+from vistok.models.pretrained import CONFIG_NAME, load_pretrained_dir, save_pretrained
 from vistok.quant import Stats
 
 
@@ -177,15 +178,11 @@ class ARGenerator(nn.Module):
 
     def save_pretrained(self, directory: Union[str, Path]) -> Path:
         """Write ``directory/config.json`` + ``directory/model.safetensors``."""
-        from vistok.hub.pretrained import save_pretrained  # the zoo layer sits above the models
-
         return save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: Union[str, Path], device: str = "cpu") -> "ARGenerator":
         """Load a directory written by :meth:`save_pretrained` (in eval mode on ``device``)."""
-        from vistok.hub.pretrained import CONFIG_NAME, load_pretrained_dir  # the zoo layer sits above the models
-
         model = load_pretrained_dir(directory, device)
         if not isinstance(model, cls):
             raise ValueError(f"{Path(directory) / CONFIG_NAME}: holds a {model.family!r} model, not a generator")

@@ -16,10 +16,10 @@ from safetensors.torch import save_model
 from vistok._version import __version__
 from vistok.errors import UnknownNameError, UnreadableFileError
 from vistok.fileio import atomic_write
-from vistok.hub.checkpoint_io import read_state_dict
-from vistok.hub.config_check import build_checked
-from vistok.hub.convert import load_strict
-from vistok.registry import get_family
+from vistok.models.state_dict import read_state_dict
+from vistok.models.config_check import build_checked
+from vistok.models.state_dict import load_strict
+from vistok.registry import get_family, name_resolver
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -57,6 +57,13 @@ def read_config(path: Union[str, Path]) -> Dict[str, Any]:
     return record
 
 
+def check_finite(state: Dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinite values (a corrupted or diverged checkpoint)."""
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise UnreadableFileError(f"{source}: tensor {bad!r} holds NaN or infinite values")
+
+
 def load_pretrained_dir(directory: Union[str, Path], map_location: str = "cpu"):
     """Build the model named by ``directory/config.json`` and load its weights strictly."""
     directory = Path(directory)
@@ -73,9 +80,16 @@ def load_pretrained_dir(directory: Union[str, Path], map_location: str = "cpu"):
         raise UnreadableFileError(f"{directory / CONFIG_NAME}: {err}") from None
     weights = directory / WEIGHTS_NAME
     state = read_state_dict(weights)
-    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
-    if bad is not None:
-        raise UnreadableFileError(f"{weights}: tensor {bad!r} holds NaN or infinite values")
+    check_finite(state, str(weights))
     model = build_checked(family, record["config"], f"{directory / CONFIG_NAME}: config", state, str(weights))
     load_strict(model, state, str(weights))
     return model.to(map_location).eval()
+
+
+def load_pretrained(name_or_path: Union[str, Path], device: str = "cpu", **options: Any):
+    """A local directory in this layout, or else whatever the registered name resolver makes of the
+    name (tokzoo's hub: zoo names, Hugging Face repos), with ``options`` passed on to it."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.is_dir():
+        return load_pretrained_dir(path, device)
+    return name_resolver()(name_or_path, device=device, **options)

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, Tuple
 import torch
 
 from vistok.errors import InputError
-from vistok.hub.convert import check_fit
+from vistok.models.state_dict import check_fit
 
 # what a config value can make a constructor raise (a zero patch size, a negative dimension, ...)
 _BAD_VALUE = (TypeError, ValueError, ZeroDivisionError, RuntimeError, KeyError, IndexError, OverflowError)

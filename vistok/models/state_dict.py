@@ -1,12 +1,17 @@
-"""Shared helpers for converting official checkpoints onto tokzoo modules."""
+"""State dicts: reading checkpoint files safely (safetensors, or ``torch.load(weights_only=True)`` for
+legacy pickles, so no arbitrary code runs), loading them strictly with errors that name the keys, and
+the renaming helpers that converters from the authors' layouts share."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, List, Tuple, Union
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-from vistok.errors import InputError, TokzooError
+from vistok.errors import InputError, TokzooError, UnreadableFileError
 
 
 class CheckpointMismatch(TokzooError, ValueError):
@@ -49,3 +54,27 @@ def rename_prefix(key: str, rules: Iterable[Tuple[str, str]]) -> str:
         if key.startswith(old):
             return new + key[len(old):]
     return key
+
+_NESTING = ("state_dict", "model", "module")
+
+
+def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file. A single top-level ``state_dict`` / ``model`` / ``module``
+    entry holding the weights (Lightning and trainer checkpoints) is unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, ValueError, OSError) as err:
+        raise UnreadableFileError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if isinstance(obj, dict):
+        for key in _NESTING:
+            if isinstance(obj.get(key), dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UnreadableFileError(f"{path}: expected a mapping of tensor names to tensors")
+    return obj
