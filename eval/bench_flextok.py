@@ -3,7 +3,7 @@ on the same weights.
 
 For each model size the official ``FlexTok`` is built with seeded random weights from the hydra
 config of ``eval/parity_flextok.py``, saved in its layout and converted with
-:func:`vistok.hub.flextok.load_official`, so both sides run identical weights (their outputs are
+:func:`vistok.models.flextok.convert.load_official`, so both sides run identical weights (their outputs are
 checked equal in the parity script). Measured on 256x256 inputs:
 
 - encode: images -> 256 ids (VAE encoder + transformer encoder + FSQ);
@@ -51,7 +51,7 @@ GUIDANCE, APG = 7.5, True
 
 def build_pair(size: str, tree: Optional[Path]):
     """(official model or None, tokzoo model) with the same weights."""
-    from vistok.hub.flextok import load_official
+    from vistok.models.flextok.convert import load_official
 
     if tree is None:  # no official tree: tokzoo alone, its own seeded weights
         from vistok.models.flextok import FlexTok, FlexTokConfig

@@ -5,7 +5,7 @@ What it proves: the official ``FlexTok`` is built at the d12_d12 size (encoder a
 12 blocks, 256 registers, FSQ [8,8,8,5,5,5], the 16-channel f8 VAE) from a hydra config written
 below in the release's structure, with seeded random weights; it is saved in BOTH official
 layouts (Hub-mixin directory: ``config.json`` + ``model.safetensors``; single file: config in the
-safetensors metadata) and each is converted by :func:`vistok.hub.flextok.load_official`. On the four
+safetensors metadata) and each is converted by :func:`vistok.models.flextok.convert.load_official`. On the four
 bundled photos (256x256), fp32:
 
 - token ids identical (exact), the official ``tokenize`` vs our ``encode``;
@@ -320,7 +320,7 @@ def ours_decode(ours, ids: torch.Tensor, ks: List[int], guidance: float, apg: bo
 
 
 def run(report: Report, tree: Path, images: torch.Tensor) -> None:
-    from vistok.hub.flextok import load_official
+    from vistok.models.flextok.convert import load_official
 
     sys.path.insert(0, str(tree))
     report.info["stand_ins"] = install_stand_ins()

@@ -4,8 +4,8 @@ What it proves: for each case below, the official model class (bytedance/1d-toke
 turingmotors/One-D-Piece, imported from a source tree given on the command line) is built from
 an official config with seeded random weights (its own init, see "Weights" below); its
 ``state_dict()`` is converted and loaded *strictly* into tokzoo's model
-(:func:`vistok.hub.titok.load_titok_state_dict` with :func:`vistok.hub.titok.config_from_official`,
-or :func:`vistok.hub.maskgit.load_maskgit_state_dict`); both run in eval mode, fp32, on the four
+(:func:`vistok.models.titok.convert.load_titok_state_dict` with :func:`vistok.models.titok.convert.config_from_official`,
+or :func:`vistok.models.maskgit_vqgan.convert.load_maskgit_state_dict`); both run in eval mode, fp32, on the four
 bundled real photos (``vistok.data.bundled.load_samples()``, 256x256 in [0, 1]). Checked per case:
 
 - token ids identical (exact), VQ cases;
@@ -252,7 +252,7 @@ def build_official_titok(cls: type, config: Dict[str, Any], images: torch.Tensor
 
 
 def ours_from_official(official: nn.Module, config: Dict[str, Any]):
-    from vistok.hub.titok import config_from_official, load_titok_state_dict
+    from vistok.models.titok.convert import config_from_official, load_titok_state_dict
     from vistok.models.titok import TiTok
 
     cfg = config_from_official(config)
@@ -337,7 +337,7 @@ def run_titok_vae(case: Case, cls: type, config: Dict[str, Any], images: torch.T
 def run_maskgit(case: Case, titok_module: types.ModuleType, images: torch.Tensor, device: torch.device) -> None:
     from omegaconf import OmegaConf
 
-    from vistok.hub.maskgit import load_maskgit_state_dict
+    from vistok.models.maskgit_vqgan.convert import load_maskgit_state_dict
     from vistok.models.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
 
     vqgan = importlib.import_module("modeling.modules.maskgit_vqgan")

@@ -122,7 +122,7 @@ def sha256(data: bytes) -> str:
 
 
 def reference_model(state):
-    from vistok.hub.titok import load_titok_state_dict
+    from vistok.models.titok.convert import load_titok_state_dict
     from vistok.models.titok import TiTok
 
     return load_titok_state_dict(TiTok(tiny_config(True)), state, "reference").eval()

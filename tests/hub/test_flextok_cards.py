@@ -13,7 +13,7 @@ from tests.hub.test_flextok_convert import (CH, TINY_VAE, VAE_ARGS, _tiny_vae_st
 from vistok.cli import main as cli
 from vistok.hub.catalogue import get_card, list_cards
 from vistok.registry import get_family
-from vistok.hub.flextok import OfficialConfigError, config_from_official, resolve_card_config
+from vistok.models.flextok.convert import OfficialConfigError, config_from_official, resolve_card_config
 from vistok.hub.download import DownloadError
 from vistok.hub.loading import NonCommercialLicenseWarning, load_tokenizer
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from vistok.models.state_dict import CheckpointMismatch
-from vistok.hub.flextok import (OfficialConfigError, config_from_official, convert_flextok_state_dict, load_official,
+from vistok.models.flextok.convert import (OfficialConfigError, config_from_official, convert_flextok_state_dict, load_official,
                                 load_official_vae)
 
 D, DEPTH, NREG, GRID, CH, P, HEAD = 32, 2, 8, 2, 4, 2, 16

@@ -6,7 +6,7 @@ import torch
 from tests.helpers import maskgit_reference as ref
 from vistok.data.bundled import load_samples
 from vistok.models.state_dict import CheckpointMismatch
-from vistok.hub.maskgit import convert_maskgit_state_dict, load_maskgit_state_dict
+from vistok.models.maskgit_vqgan.convert import convert_maskgit_state_dict, load_maskgit_state_dict
 from vistok.models.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
 
 # small but with every structural case: a width change (output-side shortcut), a same-width level,

@@ -4,7 +4,7 @@ import torch
 from tests.helpers import titok_reference as ref
 from vistok.data.bundled import load_samples
 from vistok.models.state_dict import CheckpointMismatch
-from vistok.hub.titok import config_from_official, load_titok_state_dict
+from vistok.models.titok.convert import config_from_official, load_titok_state_dict
 from vistok.models.titok import TiTok, TiTokConfig
 
 TINY = dict(width=64, depth=2, heads=4, tokens=8, token_size=12, codebook=32, grid=4, patch=8,

@@ -7,13 +7,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from vistok.engine.objectives import PAIRED_DATA
+from vistok.engine.objectives import PAIRED_KINDS
 from vistok.engine.recipe import Recipe
 from vistok.errors import InputError
 
-# Kinds whose batches are pairs, kept whole: (ids, labels) token shards for the generator,
-# (generated, real) images for RobusTok post-training. Other kinds yield the images alone.
-PAIRED_KINDS = tuple(PAIRED_DATA.values())
 
 
 def _dataset(recipe: Recipe, root: str, train: bool, kind: Optional[str] = None):

@@ -17,14 +17,13 @@ from vistok.engine.recipe import Recipe
 # loss.kind -> "module:class", imported when chosen (an objective may pull in heavy losses).
 OBJECTIVES: Dict[str, str] = {
     "image": "vistok.engine.objectives.image:ImageObjective",
-    "proxy_codes": "vistok.engine.objectives.proxy_codes:ProxyCodeObjective",
-    "flow": "vistok.engine.objectives.flow:FlowObjective",
     "vae": "vistok.engine.objectives.vae:VAEObjective",
-    "ar_tokens": "vistok.engine.objectives.ar_tokens:ARTokenObjective",
     "posttrain": "vistok.engine.objectives.posttrain:PostTrainObjective",
 }
-# Objectives that read paired batches, and the one data.kind that yields them.
-PAIRED_DATA = {"ar_tokens": "tokens", "posttrain": "pairs"}
+# data.kinds whose batches are pairs, kept whole: (ids, labels) token shards for a token generator,
+# (generated, real) images for RobusTok post-training. An objective that reads one names it in
+# ``Objective.paired_data``; the other kinds yield the inputs alone.
+PAIRED_KINDS = ("tokens", "pairs")
 
 
 def available_objectives() -> Dict[str, str]:
@@ -43,14 +42,15 @@ def build_objective(recipe: Recipe, model: nn.Module, device) -> Objective:
     known = available_objectives()
     if kind not in known:
         raise ValueError(f"loss.kind: no objective {kind!r}; known: {', '.join(known)}")
-    needed, data_kind = PAIRED_DATA.get(kind), recipe.data.kind
-    if needed != data_kind and (needed is not None or data_kind in PAIRED_DATA.values()):
+    module, name = known[kind].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    needed, data_kind = cls.paired_data, recipe.data.kind
+    if needed != data_kind and (needed is not None or data_kind in PAIRED_KINDS):
         wanted = needed or "images, shards or audio"
         raise ValueError(f"the {kind!r} objective (loss.kind) trains on data.kind {wanted}, not {data_kind!r}")
-    module, name = known[kind].split(":")
-    objective = getattr(importlib.import_module(module), name)(recipe, device)
+    objective = cls(recipe, device)
     objective.check_model(model)
     return objective
 
 
-__all__ = ["GeneratorStep", "Objective", "available_objectives", "build_objective", "OBJECTIVES"]
+__all__ = ["GeneratorStep", "Objective", "available_objectives", "build_objective", "OBJECTIVES", "PAIRED_KINDS"]

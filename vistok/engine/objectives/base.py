@@ -30,6 +30,7 @@ class Objective:
     """
 
     discriminator: Optional[nn.Module] = None
+    paired_data: Optional[str] = None  # the paired data.kind (PAIRED_KINDS) this objective reads, if any
     discriminator_lr: Optional[float] = None
     discriminator_start: int = 0
 

@@ -22,6 +22,8 @@ from vistok.engine.objectives.image import ImageObjective
 class PostTrainObjective(ImageObjective):
     """The image losses with the real image of each pair as the target."""
 
+    paired_data = "pairs"
+
     def __init__(self, recipe, device):
         super().__init__(recipe, device)
         self.trained_parts = []

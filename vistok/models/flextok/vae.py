@@ -106,7 +106,7 @@ class FlexTokVAE(Tokenizer):
         if self.config.scaling_factor is None:
             raise ValueError(
                 "this FlexTok VAE has no latent scaling_factor: it is part of the checkpoint's config. Load the "
-                "official checkpoint with vistok.hub.flextok.load_official / load_official_vae (which read it), or "
+                "official checkpoint with vistok.models.flextok.convert.load_official / load_official_vae (which read it), or "
                 "set config.scaling_factor (a VAE trained with tokzoo train gets 1 / std of its latents at export)")
         return float(self.config.scaling_factor)
 

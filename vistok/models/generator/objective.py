@@ -19,6 +19,8 @@ from vistok.engine.objectives.base import GeneratorStep, Objective
 class ARTokenObjective(Objective):
     """Cross-entropy of every position's logits against the id it predicts (teacher forcing)."""
 
+    paired_data = "tokens"
+
     def __init__(self, recipe, device):
         loss = recipe.loss
         if loss.adversarial.weight > 0 or loss.perceptual_weight > 0:

@@ -10,7 +10,7 @@ Formats read:
 - the VAEs (``flextok_vae_c*``): a diffusers directory, ``config.json`` + ``diffusion_pytorch_model.safetensors``.
 
 A downloaded config is data: it is parsed with ``json`` / ``ast.literal_eval`` and mapped by
-:mod:`vistok.hub.flextok_config`; nothing it names is imported.
+:mod:`vistok.models.flextok.convert_config`; nothing it names is imported.
 
 Weights are mapped by what each official module holds, not by its name in the config: ``wq/wk/wv``
 are concatenated into ``qkv``, the gated MLP's ``fc1/fc3`` into ``fc_in``, ``fc2`` -> ``fc_out``,
@@ -31,7 +31,7 @@ import torch
 
 from vistok.models.state_dict import read_state_dict
 from vistok.models.state_dict import load_strict
-from vistok.hub.flextok_config import (KNOWN_TARGETS, SECTIONS, OfficialConfigError, check_targets,
+from vistok.models.flextok.convert_config import (KNOWN_TARGETS, SECTIONS, OfficialConfigError, check_targets,
                                        config_from_official, vae_config_from_diffusers)
 from vistok.models.flextok import FlexTok, FlexTokConfig, FlexTokVAE, FlexTokVAEConfig
 

@@ -13,10 +13,10 @@ class ProxyCodeObjective(Objective):
     """Cross-entropy to the teacher's codes (``loss.proxy_teacher``: a zoo name or a directory)."""
 
     def __init__(self, recipe, device):
-        from vistok.hub.loading import load_tokenizer
+        from vistok.models.pretrained import load_pretrained
 
         self.quantizer_weight = recipe.loss.quantizer_weight
-        self.teacher = load_tokenizer(recipe.loss.proxy_teacher, device=str(device)).eval().requires_grad_(False)
+        self.teacher = load_pretrained(recipe.loss.proxy_teacher, device=str(device)).eval().requires_grad_(False)
         if recipe.loss.adversarial.weight > 0 or recipe.loss.perceptual_weight > 0:
             raise ValueError("loss.kind=proxy_codes trains on code logits only: set loss.adversarial.weight=0 "
                              "and loss.perceptual_weight=0 (they belong to stage 2)")
