@@ -6,11 +6,11 @@ source tree given on the command line, is built with seeded random weights; its 
 is written as a Lightning-style ``.ckpt`` (``{"state_dict": ..., "epoch": ..}``, plus dummy
 discriminator / mel-loss keys the converter must drop), read back with
 :func:`vistok.models.state_dict.read_state_dict` (``torch.load(weights_only=True)``), converted by
-:func:`audiotok.convert.convert_wavtokenizer_state_dict` and loaded *strictly* into
+:func:`audiotok.models.wavtokenizer.convert.convert_wavtokenizer_state_dict` and loaded *strictly* into
 :class:`audiotok.models.wavtokenizer.WavTokenizer`. The same weights renamed into the transformers
 layout (``swiss-ai/*``: the renaming rules of transformers' conversion script) must convert to the
-identical state dict, and :func:`~audiotok.convert.infer_config` /
-:func:`~audiotok.convert.config_from_official_yaml` must recover the config.
+identical state dict, and :func:`~audiotok.models.wavtokenizer.convert.infer_config` /
+:func:`~audiotok.models.wavtokenizer.convert.config_from_official_yaml` must recover the config.
 
 Checked per case, fp32, eval mode, on real speech from the corpus (a batch of two clips whose
 length is not a multiple of the hop, so the encoder's extra right padding is exercised):
@@ -71,7 +71,7 @@ sys.path.insert(0, str(REPO))
 from audiotok.models.wavtokenizer import WavTokenizer, WavTokenizerConfig  # noqa: E402
 from vistok.models.state_dict import read_state_dict  # noqa: E402
 from vistok.models.state_dict import load_strict  # noqa: E402
-from audiotok.convert import (  # noqa: E402
+from audiotok.models.wavtokenizer.convert import (  # noqa: E402
     config_from_official_yaml, convert_wavtokenizer_state_dict, infer_config,
 )
 
@@ -337,7 +337,7 @@ def discriminator_checks(report: Report, seed: int) -> None:
 
     from audiotok.losses import AudioAdversarial
     from vistok.models.state_dict import load_strict
-    from audiotok.convert import convert_wavtokenizer_discriminators
+    from audiotok.models.wavtokenizer.convert import convert_wavtokenizer_discriminators
 
     torch.manual_seed(seed)
     official = {"multiperioddisc": MultiPeriodDiscriminator(num_embeddings=4),

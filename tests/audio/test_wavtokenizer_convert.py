@@ -21,7 +21,7 @@ from vistok.hub.catalogue import get_card
 from vistok.models.state_dict import read_state_dict
 from vistok.models.state_dict import CheckpointMismatch
 from vistok.hub.loading import convert_card, load_tokenizer
-from audiotok.convert import (
+from audiotok.models.wavtokenizer.convert import (
     config_from_official_yaml, convert_wavtokenizer_state_dict, detect_layout, infer_config,
     load_wavtokenizer_state_dict,
 )

@@ -2,10 +2,10 @@
 core finds it there as it would a third-party plugin's."""
 from vistok.registry import Family
 
-WAVTOKENIZER = Family(
-    "wavtokenizer", "audiotok.models.wavtokenizer:WavTokenizer", "audio", objective="audio",
-    official_converter="audiotok.convert:convert_wavtokenizer_state_dict",
-    discriminator_converter="audiotok.convert:convert_wavtokenizer_discriminators",
+FAMILY = Family(
+    "wavtokenizer", "audiotok.models.wavtokenizer.model:WavTokenizer", "audio", objective="audio",
+    official_converter="audiotok.models.wavtokenizer.convert:convert_wavtokenizer_state_dict",
+    discriminator_converter="audiotok.models.wavtokenizer.convert:convert_wavtokenizer_discriminators",
     objectives={"audio": "audiotok.objective:AudioObjective"},
     recipe_sections={"loss.audio": "audiotok.recipe:AudioLoss"},
     data_kinds={"audio": "audiotok.data:recipe_dataset"},
