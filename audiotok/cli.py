@@ -15,19 +15,22 @@ def _load(args):
     import torch
 
     from vistok.hub.loading import load_tokenizer
+    from vistok.models.base import require_tokenizer
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_tokenizer(args.model, device=device)
-    if not hasattr(model.config, "sample_rate") or not hasattr(model, "hop_length"):
-        raise InputError(f"{args.model}: not an audio tokenizer (family {getattr(model, 'family', '?')!r})")
-    return model, device
+    return require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model), device
+
+
+def _hop(model) -> int:
+    """Waveform samples per token position."""
+    return round(model.sample_rate / model.token_rate)
 
 
 def _read_all(paths: List[str], model) -> list:
     """Every file, read and checked before any model work (a bad file fails the whole command)."""
     from audiotok.io import read_clip
 
-    return [read_clip(p, model.sample_rate, min_samples=model.hop_length) for p in paths]
+    return [read_clip(p, model.sample_rate, min_samples=_hop(model)) for p in paths]
 
 
 def _encode_clips(model, clips, device: str, args):
@@ -44,7 +47,7 @@ def _encode_clips(model, clips, device: str, args):
                 batch[i, : len(clip)] = clip
             ids = model.encode(batch.to(device), lengths=lengths.to(device)).cpu()
             for row, n in zip(ids, lengths.tolist()):
-                out.append(row[..., : -(-n // model.hop_length)])
+                out.append(row[..., : -(-n // _hop(model))])
     return out
 
 
@@ -63,7 +66,7 @@ def _encode(args) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, array)
-    rate = model.config.sample_rate / model.hop_length
+    rate = model.token_rate
     print(f"{out}: {array.shape} int32 token ids for {len(clips)} file(s) at {rate:g} tokens/s, in the order given; "
           f"shorter files are padded with {PAD_ID}")
     return 0
@@ -95,7 +98,7 @@ def _decode(args) -> int:
             except (ValueError, TypeError) as err:
                 raise InputError(f"{args.ids}: {err}") from None
             for row, n in zip(wav, lengths.tolist()):
-                write_wav(out / f"{written:06d}.wav", row[: n * model.hop_length], model.sample_rate)
+                write_wav(out / f"{written:06d}.wav", row[: n * _hop(model)], model.sample_rate)
                 written += 1
     print(f"{out}: wrote {written} WAV file(s) at {model.sample_rate} Hz")
     return 0

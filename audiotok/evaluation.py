@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from audiotok import metrics as M
+from vistok.models.base import require_tokenizer
 from audiotok.codec_report import relative_link, write_report_md
 from audiotok.data import load_audio
 
@@ -54,15 +55,11 @@ HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sd
 
 
 def _model_rate(model) -> int:
-    config = getattr(model, "config", None)
-    rate = getattr(config, "sample_rate", None)
-    if rate is None:
-        raise TypeError(f"{type(model).__name__}: a codec needs config.sample_rate")
-    return int(rate)
+    return int(require_tokenizer(model, "audio", type(model).__name__).sample_rate)
 
 
 def _usage_counter(model, ids: torch.Tensor) -> Optional[M.CodebookUsage]:
-    size = getattr(getattr(model, "config", None), "codebook_size", None)
+    size = model.codebook_size
     if size is None:
         return None
     return M.CodebookUsage(int(size), ids.shape[1] if ids.dim() == 3 else 1)
@@ -230,8 +227,8 @@ def _results(model, model_name: str, rate: int, device: str, root: Path, rows: L
     return {
         "protocol": {
             "model": model_name,
-            "family": getattr(model, "family", type(model).__name__),
-            "model_config": model.config.to_dict() if hasattr(model.config, "to_dict") else None,
+            "family": model.family,
+            "model_config": model.config.to_dict(),
             "sample_rate": rate,
             "input": "mono (channel mean), resampled to the model's sample rate with soxr HQ when needed",
             "reconstruction": "decode(encode(x)) cut to the input length",

@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from vistok.models.base import Tokenizer
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "tests" / "assets" / "audio"
 
@@ -24,13 +26,16 @@ def _load_script():
 codec = _load_script()
 
 
-class MuLawCodec(torch.nn.Module):
+class MuLawCodec(Tokenizer):
     """Stand-in codec: 8-bit mu-law, one token per sample, decoded one sample longer than the input
     (as real codecs decode whole frames)."""
 
+    family, modality = "mulaw", "audio"
+    sample_rate, codebook_size = 16000, 256
+
     def __init__(self, fail_on_call: int = 0):
         super().__init__()
-        self.config = SimpleNamespace(sample_rate=16000, codebook_size=256)
+        self.config = SimpleNamespace(sample_rate=16000, codebook_size=256, to_dict=lambda: {"bits": 8})
         self.calls, self.fail_on_call = 0, fail_on_call
 
     def encode(self, wav, sample_rate):

@@ -18,13 +18,16 @@ from vistok.metrics import fid as F
 from vistok.metrics.eval_images import EvalImages
 from vistok.metrics.inception_weights import InceptionWeightsError
 from vistok.metrics.samples import DatasetSource
+from vistok.models.base import Tokenizer
 
 pytest.importorskip("torch_fidelity")
 SIZE = 32
 
 
-class Identity(nn.Module):
+class Identity(Tokenizer):
     """A "tokenizer" that gives the image back."""
+
+    family = "identity"
 
     def encode(self, x):
         return x

@@ -14,13 +14,16 @@ def _load(args):
     import torch
 
     from vistok.hub.loading import load_tokenizer
+    from vistok.models.base import require_tokenizer
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_tokenizer(args.model, device=device)
-    if not hasattr(model.config, "image_size"):
-        raise InputError(f"{args.model}: not an image tokenizer (family {getattr(model, 'family', '?')!r})")
-    if getattr(args, "num_tokens", None) and args.num_tokens > getattr(model, "num_tokens", args.num_tokens):
-        raise InputError(f"--num-tokens {args.num_tokens}: {args.model} has {model.num_tokens} tokens per image")
+    model = require_tokenizer(load_tokenizer(args.model, device=device), "image", args.model)
+    if getattr(args, "num_tokens", None):  # (not every subcommand has the option)
+        if not model.prefix_decoding:
+            raise InputError(f"--num-tokens {args.num_tokens}: {args.model} ({model.family}) does not decode "
+                             "prefixes of its ids (only 1D tokenizers such as TiTok and FlexTok do)")
+        if args.num_tokens > model.num_tokens:
+            raise InputError(f"--num-tokens {args.num_tokens}: {args.model} has {model.num_tokens} tokens per image")
     return model, device
 
 
@@ -82,7 +85,7 @@ def _encode(args) -> int:
     import torch
 
     model, device = _load(args)
-    images = _images(args.images, model.config.image_size)  # read all first: a bad file fails before any work
+    images = _images(args.images, model.image_size)  # read all first: a bad file fails before any work
     chunks = []
     with torch.inference_mode(), _autocast(device, args.precision):
         for part in _batches(len(images), args.batch_size):
@@ -99,7 +102,7 @@ def _encode(args) -> int:
 
 
 def _is_discrete(model) -> bool:
-    return getattr(model.config, "bottleneck", "vq") != "kl"
+    return model.is_discrete
 
 
 def _decode(args) -> int:
@@ -119,11 +122,11 @@ def _decode(args) -> int:
     if _is_discrete(model):
         if array.dtype.kind == "f" and (array != np.round(array)).any():
             raise InputError(f"{args.ids}: holds fractional values; token ids are whole numbers")
-        size = getattr(getattr(model, "quantize", None), "codebook_size", None) or model.config.codebook_size
+        size = model.codebook_size
         low, high = int(array.min()), int(array.max())
         if low < 0 or high >= size:
             raise InputError(f"{args.ids}: token ids must be in 0..{size - 1} for {args.model}; found {low}..{high}")
-        most = getattr(model, "num_tokens", None)
+        most = model.num_tokens
         if array.ndim == 2 and most is not None and array.shape[1] > most:
             raise InputError(f"{args.ids}: {array.shape[1]} tokens per row; {args.model} decodes at most {most}")
     ids = torch.from_numpy(array)
@@ -151,7 +154,7 @@ def _reconstruct(args) -> int:
     from vistok.metrics.image_quality import psnr
 
     model, device = _load(args)
-    images = _images(args.images, model.config.image_size)
+    images = _images(args.images, model.image_size)
     names = output_names(args.images)
     out = Path(args.output)
     scores = []
@@ -167,10 +170,10 @@ def _reconstruct(args) -> int:
     print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} image(s); PNGs in {out}")
     from vistok.metrics.protocol import precision_used, protocol_line
 
-    size = model.config.image_size
+    size = model.image_size
     print(protocol_line(model=args.model, data=f"{len(scores)} file(s) given", preprocessing=(
         f"shorter side to {size} (bicubic, antialiased) + center crop {size}"),
-        tokens=args.num_tokens or getattr(model, "num_tokens", None), metric="PSNR after uint8 rounding of both",
+        tokens=args.num_tokens or model.num_tokens, metric="PSNR after uint8 rounding of both",
         precision=precision_used(device, args.precision), device=device))
     return 0
 

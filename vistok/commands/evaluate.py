@@ -65,12 +65,11 @@ def _tokenizer_eval(args) -> int:
     from vistok.metrics.samples import DatasetSource
     from vistok.metrics.tokenizer_eval import evaluate_pfid, evaluate_rfid
     from vistok.metrics.tokenizer_runner import TokenizerRunner
+    from vistok.models.base import require_tokenizer
 
     device = _device(args)
-    model = load_tokenizer(args.model, device=device)
-    if not hasattr(model.config, "image_size"):
-        raise InputError(f"{args.model}: not an image tokenizer")
-    size = args.image_size or model.config.image_size
+    model = require_tokenizer(load_tokenizer(args.model, device=device), "image", args.model)
+    size = args.image_size or model.image_size
     images = EvalImages(args.data, size, args.preprocess, args.num_images)
     source = DatasetSource(images, num_workers=workers_or_default(args.workers))
     decode_options = {k: v for k, v in (("steps", args.decode_steps), ("guidance", args.guidance)) if v is not None}

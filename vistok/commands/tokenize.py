@@ -27,12 +27,12 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
 
     device = device or str(next(tokenizer.parameters()).device)
     codebook = tokenizer_codebook_size(tokenizer)
-    if codebook is None or getattr(tokenizer.config, "bottleneck", "vq") == "kl":
+    if codebook is None:
         raise InputError(f"{name}: not a discrete tokenizer (token shards hold ids from a quantizer codebook)")
-    dataset = LabelledImageFolder(images_root, tokenizer.config.image_size, flat=flat)
+    dataset = LabelledImageFolder(images_root, tokenizer.image_size, flat=flat)
     meta = {"tokenizer": name, "tokenizer_family": tokenizer.family,
             "tokenizer_config_sha256": config_sha256(tokenizer), "source": str(Path(images_root).resolve()),
-            "image_size": tokenizer.config.image_size, "num_classes": len(dataset.classes),
+            "image_size": tokenizer.image_size, "num_classes": len(dataset.classes),
             "classes": dataset.classes, "flip": bool(flip)}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     writer = TokenShardWriter(out_dir, tokenizer.num_tokens, codebook, meta, shard_size, overwrite)
@@ -56,8 +56,9 @@ def _tokenize(args) -> int:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_tokenizer(args.model, device=device)
-    if not hasattr(model.config, "image_size"):
-        raise InputError(f"{args.model}: not an image tokenizer")
+    from vistok.models.base import require_tokenizer
+
+    require_tokenizer(model, "image", args.model)
     root = tokenize_folder(model, args.images, out, name=args.model, batch_size=args.batch_size, flip=args.flip,
                            num_workers=args.num_workers, precision=args.precision, shard_size=args.shard_size,
                            overwrite=args.overwrite, device=device, flat=args.flat)

@@ -32,7 +32,7 @@ VIEWS = ("ids", "ids_flip")
 
 def config_sha256(model: torch.nn.Module) -> str:
     """A hash of a tokzoo model's family and config: shards record which tokenizer wrote them."""
-    record = {"family": getattr(model, "family", type(model).__name__), "config": model.config.to_dict()}
+    record = {"family": model.family, "config": model.config.to_dict()}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vistok.engine.recipe import Recipe
+from vistok.models.base import ZooModel
 
 
 def build_model(recipe: Recipe) -> nn.Module:
@@ -73,8 +74,8 @@ def copy_part(model: nn.Module, target: str, source: str) -> None:
         for key, tensor in ours.items():
             tensor.copy_(theirs[key])
     part = dict(model.named_modules()).get(target.rstrip("."))
-    if (not prefix and part is not None and getattr(part, "family", None) == source_model.family
-            and dataclasses.is_dataclass(getattr(part, "config", None))):
+    if (not prefix and isinstance(part, ZooModel) and part.family == source_model.family
+            and dataclasses.is_dataclass(part.config)):
         for f in dataclasses.fields(part.config):
             if getattr(part.config, f.name) is None:
                 setattr(part.config, f.name, getattr(source_model.config, f.name))

@@ -6,6 +6,7 @@ from typing import Dict, Iterable, Tuple
 import torch
 from torch import nn
 
+from vistok.models.base import Tokenizer
 from vistok.quant.stats import CodebookUsage
 
 
@@ -34,7 +35,7 @@ def evaluate_reconstruction(model: nn.Module, batches: Iterable[torch.Tensor], d
 
                 grid = torchvision.utils.make_grid(torch.cat([x[:8], recon[:8]]).cpu(), nrow=min(8, len(x)))
         if out.indices is not None:
-            size = getattr(getattr(model, "config", None), "codebook_size", None)
+            size = model.codebook_size if isinstance(model, Tokenizer) else model.config.codebook_size
             if size:
                 if usage is None:
                     usage = CodebookUsage(size).to(device)

@@ -20,6 +20,7 @@ from torch import nn
 
 from vistok.engine.recipe import RecipeError
 from vistok.metrics.samples import Batch, DatasetSource, SampleSource
+from vistok.models.base import Tokenizer
 
 IMAGE_DATA = ("images", "shards")
 PRECISION = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}  # training.precision -> the tokenizer's eval autocast
@@ -102,7 +103,7 @@ class PeriodicRFID:
             raise RecipeError(f"logging.rfid_images must be >= 0 (0 turns rFID off), got {count}")
         if count == 0:
             return None
-        is_tokenizer = callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+        is_tokenizer = isinstance(model, Tokenizer) and model.modality == "image"
         if recipe.data.kind not in IMAGE_DATA or not is_tokenizer:
             raise RecipeError(f"logging.rfid_images={count}: rFID needs an image tokenizer trained on images; this "
                              f"recipe trains {type(model).__name__} on data.kind={recipe.data.kind!r}")

@@ -96,9 +96,10 @@ class Trainer:
         model = builders.build_model(recipe)
         self.perturbation = builders.build_perturbation(recipe)
         if self.perturbation is not None:
-            if not hasattr(model, "perturbation"):
+            if not model.accepts_perturbation:
                 raise ValueError(f"perturbation is set but {type(model).__name__} has no perturbation hook")
             model.perturbation = self.perturbation
+        model.prepare_training()
         # Under FSDP each process holds a shard of the prepared model: evaluation and export load
         # the full state dict into this unwrapped copy instead (the recipe check refuses EMA,
         # the adaptive GAN weight and periodic rFID, which would read the shards).
@@ -116,7 +117,7 @@ class Trainer:
         self.d_optimizer = None
         disc = self.objective.discriminator
         if disc is not None:
-            if acc.num_processes > 1 and acc.device.type == "cuda" and getattr(self.objective, "sync_batchnorm", False):
+            if acc.num_processes > 1 and acc.device.type == "cuda" and self.objective.sync_batchnorm:
                 disc = nn.SyncBatchNorm.convert_sync_batchnorm(disc)  # (SyncBN is CUDA-only)
             d_opt = builders.build_optimizer(disc, recipe, lr=self.objective.discriminator_lr)
             d_sched = builders.build_scheduler(d_opt, recipe)
@@ -240,12 +241,11 @@ class Trainer:
         model = self._full_model()
         target = self.output_dir / "export"
         if self.accelerator.is_main_process:
-            perturbation = getattr(model, "perturbation", None)
+            perturbation = model.perturbation if model.accepts_perturbation else None
             if perturbation is not None:
                 model.perturbation = None  # a training-time hook, not part of the tokenizer
-            if hasattr(model, "prepare_export"):  # e.g. a VAE measures its latent scaling factor
-                device = self.accelerator.device
-                model.prepare_export(next(self.train_batches).to(device) for _ in range(EXPORT_BATCHES))
+            device = self.accelerator.device
+            model.prepare_export(next(self.train_batches).to(device) for _ in range(EXPORT_BATCHES))
             model.save_pretrained(target)
             if perturbation is not None:
                 model.perturbation = perturbation

@@ -75,11 +75,11 @@ class GeneratorSource(SampleSource):
     def models(self) -> Dict[str, Any]:
         """The generator and tokenizer as the protocol records them (names, families, configs)."""
         return {"generator": self.names.get("generator"), "generator_config": self.generator.config.to_dict(),
-                "tokenizer": self.names.get("tokenizer"), "tokenizer_family": getattr(self.tokenizer, "family", None),
+                "tokenizer": self.names.get("tokenizer"), "tokenizer_family": self.tokenizer.family,
                 "tokenizer_config": self.tokenizer.config.to_dict()}
 
     def describe(self) -> Dict[str, object]:
-        size = getattr(self.tokenizer.config, "image_size", None)
+        size = self.tokenizer.image_size
         return {"path": f"generated on the fly by {self.names.get('generator', 'a generator')}",
                 "count": len(self), "num_classes": len(set(self.labels)), "seed": self.seed,
                 "seeding": "sample i draws from (seed, 'sample', i), as tokzoo generate",

@@ -41,9 +41,8 @@ def pfid_definition(alphas: Sequence[float], deltas: Sequence[int], seed: int) -
 
 
 def _tokenizer_info(runner: TokenizerRunner, name: Optional[str], settings: PassSettings) -> Dict[str, Any]:
-    config = getattr(runner.model, "config", None)
-    info = {"name": name, "family": getattr(runner.model, "family", type(runner.model).__name__),
-            "config": config.to_dict() if hasattr(config, "to_dict") else None, "device": str(runner.device)}
+    info = {"name": name, "family": runner.model.family, "config": runner.model.config.to_dict(),
+            "device": str(runner.device)}
     if settings.num_tokens:
         info["num_tokens"] = token_counts(settings)
     if runner.decode_options:

@@ -1,7 +1,8 @@
 """Running an image tokenizer for evaluation: batches under CUDA autocast, clean or perturbed tokens.
 
-Perturbed tokens (pFID) need the quantizer's input, which the public ``encode`` hides; each family
-says here how to get it. Every image is perturbed with its own generator, seeded from
+Perturbed tokens (pFID) need the quantizer's input, which the public ``encode`` hides: the model's
+``quantizer_input`` hook gives it (:class:`vistok.models.base.Tokenizer`). Every image is perturbed
+with its own generator, seeded from
 ``(seed, alpha, delta, image index)``, so a pFID does not depend on batch size or process count.
 Tokenizers that decode by sampling (FlexTok's flow decoder) get their initial noise the same way,
 from ``(seed, 'decode', image index)``: the same noise for an image at every token count and batching.
@@ -16,36 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from vistok.data.seeding import make_generator
 from vistok.metrics.protocol import precision_used
+from vistok.models.base import require_tokenizer
 from vistok.quant.perturb import LatentPerturbation
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 Generators = Optional[List[torch.Generator]]
-# family -> (images, per-image posterior generators -> channels-last quantizer input,
-#            quantizer ids -> the layout ``encode`` returns and ``decode`` reads)
-_LATENTS: Dict[str, Tuple[Callable[[nn.Module, torch.Tensor, Generators], torch.Tensor],
-                          Callable[[torch.Tensor], torch.Tensor]]] = {
-    "titok": (lambda m, x, g: m.encoder(x), lambda ids: ids),  # (B, N, token_size) -> ids (B, N)
-    "maskgit_vqgan": (lambda m, x, g: m.encoder(x).permute(0, 2, 3, 1), lambda ids: ids.flatten(1)),  # (B, h, w, C)
-    "flextok": (lambda m, x, g: m.encoder(m.vae.encode(x, generator=g)), lambda ids: ids),  # (B, N, 6) FSQ input
-}
-# family -> whether the model's ``encode`` samples (a VAE posterior); such models take
-# ``encode(x, generator=[one torch.Generator per image])``
-_POSTERIOR: Dict[str, Callable[[nn.Module], bool]] = {
-    "flextok": lambda m: bool(m.config.vae.sample_posterior),
-    "flextok_vae": lambda m: bool(m.config.sample_posterior),
-}
-# family -> the shape of one image's initial decoding noise, for tokenizers whose decode samples
-_DECODE_NOISE: Dict[str, Callable[[nn.Module], Tuple[int, ...]]] = {
-    "flextok": lambda m: (m.config.vae.latent_channels, m.config.latent_size, m.config.latent_size),
-}
 
 
 class TokenizerRunner:
@@ -62,7 +46,7 @@ class TokenizerRunner:
         ``guidance``); each must be a parameter of the model's ``decode``."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        self.model = model.eval().to(device)
+        self.model = require_tokenizer(model, "image", type(model).__name__).eval().to(device)
         self.device = torch.device(device)
         self.precision = precision
         self.precision_used = precision_used(self.device.type, precision)
@@ -75,21 +59,21 @@ class TokenizerRunner:
 
     @property
     def family(self) -> str:
-        return getattr(self.model, "family", "")
+        return self.model.family
 
     @property
     def is_discrete(self) -> bool:
-        return getattr(self.model.config, "bottleneck", "vq") in ("vq", "fsq")
+        return self.model.is_discrete
 
     @property
     def seeded_decoding(self) -> bool:
         """Whether decoding samples (from noise seeded per image)."""
-        return self.family in _DECODE_NOISE
+        return self.model.decode_noise_shape() is not None
 
     @property
     def seeded_encoding(self) -> bool:
         """Whether encoding samples a posterior (from noise seeded per image)."""
-        return self.family in _POSTERIOR and _POSTERIOR[self.family](self.model)
+        return self.model.samples_posterior
 
     def posterior_generators(self, indices: Optional[torch.Tensor], seed: int = 0) -> Generators:
         """One CPU generator per image, seeded ``(seed, 'posterior', index)``, for a model whose
@@ -101,18 +85,17 @@ class TokenizerRunner:
 
     def check_prefixes(self, ks: Sequence[int]) -> None:
         """Refuse token counts unless the model is a 1D tokenizer that decodes any prefix of its ids."""
-        n = getattr(self.model, "num_tokens", None)
-        if not isinstance(n, int):
+        n = self.model.num_tokens
+        if not self.model.prefix_decoding:
             raise ValueError(f"--num-tokens needs a 1D tokenizer that decodes any prefix of its ids (TiTok, "
-                             f"FlexTok); {type(self.model).__name__} ({self.family!r}) has no num_tokens")
+                             f"FlexTok); {type(self.model).__name__} ({self.family!r}) does not")
         bad = [k for k in ks if not 1 <= k <= n]
         if bad:
             raise ValueError(f"--num-tokens: {type(self.model).__name__} has {n} tokens; got {bad}")
 
     @property
     def codebook_size(self) -> Optional[int]:
-        quantizer = getattr(self.model, "quantize", None)
-        return getattr(quantizer, "codebook_size", None) if self.is_discrete else None
+        return self.model.codebook_size
 
     def autocast(self):
         dtype = PRECISIONS[self.precision_used]
@@ -135,7 +118,7 @@ class TokenizerRunner:
         decoding noise of sampling decoders (else they draw from the global generator)."""
         options = dict(self.decode_options)
         if indices is not None and self.seeded_decoding:
-            shape = _DECODE_NOISE[self.family](self.model)
+            shape = self.model.decode_noise_shape()
             options["noise"] = torch.cat([
                 torch.randn((1, *shape), generator=make_generator(seed, "decode", int(i))) for i in indices.tolist()
             ]).to(self.device)
@@ -148,18 +131,20 @@ class TokenizerRunner:
         batch and shared by every perturbation point (:meth:`perturbed_ids`) and by the clean
         reconstruction (:meth:`clean_ids`). ``indices``, ``seed``: as :meth:`encode`, whose
         posterior sample this draws too."""
-        family = getattr(self.model, "family", "")
-        if family not in _LATENTS or not self.is_discrete:
-            raise ValueError(f"pFID needs a discrete tokenizer whose quantizer input is known; "
-                             f"{type(self.model).__name__} ({family!r}) is not one of {sorted(_LATENTS)}")
+        if not self.is_discrete:
+            raise ValueError(f"pFID needs a discrete tokenizer; {type(self.model).__name__} ({self.family!r}) "
+                             "has a continuous bottleneck")
         generators = self.posterior_generators(indices, seed)
         with self.autocast():
-            z = _LATENTS[family][0](self.model, images.to(self.device, non_blocking=True), generators)
-        return z, self.model.quantize(z)
+            try:
+                z = self.model.quantizer_input(images.to(self.device, non_blocking=True), generators)
+            except NotImplementedError as err:
+                raise ValueError(f"pFID needs the quantizer input: {err}") from None
+        return z, self.model.token_quantizer()(z)
 
     def clean_ids(self, clean) -> torch.Tensor:
         """The token ids of :meth:`quantizer_input`'s clean output, as :meth:`encode` returns them."""
-        return _LATENTS[self.model.family][1](clean.indices)
+        return self.model.ids_from_quantizer(clean.indices)
 
     @torch.inference_mode()
     def perturbed_ids(self, z: torch.Tensor, clean, indices: torch.Tensor, alpha: float, delta: int, seed: int,
@@ -169,7 +154,7 @@ class TokenizerRunner:
         ``prefixes`` (None: all tokens) the fraction of each image's first k tokens that changed.
         ``z``, ``clean`` come from :meth:`quantizer_input`; ``indices`` are the images' positions in
         the evaluation set."""
-        quantizer = self.model.quantize
+        quantizer = self.model.token_quantizer()
         perturb = LatentPerturbation(alpha=alpha, beta=1.0, delta=delta, batch_selection="first")
         ids = clean.indices.clone()
         for row, index in enumerate(indices.tolist()):
@@ -180,4 +165,4 @@ class TokenizerRunner:
         changed = (ids != clean.indices) & valid
         fractions = {k: (changed[:, :k].flatten(1).sum(1) / valid[:, :k].flatten(1).sum(1).clamp_min(1))
                      .double().cpu() for k in prefixes}
-        return _LATENTS[self.model.family][1](ids), fractions
+        return self.model.ids_from_quantizer(ids), fractions

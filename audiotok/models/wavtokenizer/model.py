@@ -111,6 +111,7 @@ class WavTokenizer(Tokenizer):
     """
 
     family = "wavtokenizer"
+    modality = "audio"
 
     def __init__(self, config: Union[WavTokenizerConfig, Dict[str, Any]]):
         super().__init__()
@@ -135,6 +136,17 @@ class WavTokenizer(Tokenizer):
     @property
     def hop_length(self) -> int:
         return self.config.hop_length
+
+    @property
+    def token_rate(self) -> float:
+        return float(self.config.token_rate)
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.config.num_quantizers)
+
+    def token_quantizer(self) -> torch.nn.Module:
+        return self.quantizer
 
     @property
     def multi_level(self) -> bool:

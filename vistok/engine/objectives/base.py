@@ -30,6 +30,7 @@ class Objective:
     """
 
     discriminator: Optional[nn.Module] = None
+    sync_batchnorm: bool = False  # convert the discriminator's BatchNorms to SyncBatchNorm under multi-GPU DDP
     paired_data: Optional[str] = None  # the paired data.kind (PAIRED_KINDS) this objective reads, if any
     discriminator_lr: Optional[float] = None
     discriminator_start: int = 0

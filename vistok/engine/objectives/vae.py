@@ -13,6 +13,7 @@ from typing import Tuple
 import torch
 
 from vistok.engine.objectives.image import ImageObjective
+from vistok.models.base import Tokenizer
 
 
 class VAEObjective(ImageObjective):
@@ -22,7 +23,6 @@ class VAEObjective(ImageObjective):
         return "loss/kl", out.loss.float() / x[0].numel(), self.cfg.kl_weight
 
     def check_model(self, model) -> None:
-        bottleneck = getattr(getattr(model, "config", None), "bottleneck", None)
-        if bottleneck != "kl":
-            raise ValueError(f"loss.kind=vae trains KL autoencoders (config.bottleneck 'kl', e.g. family flextok_vae); "
-                             f"{type(model).__name__} has bottleneck {bottleneck!r}")
+        if not isinstance(model, Tokenizer) or model.is_discrete:
+            raise ValueError(f"loss.kind=vae trains KL autoencoders (a continuous bottleneck, e.g. family flextok_vae); "
+                             f"{type(model).__name__} has a codebook")

@@ -50,6 +50,8 @@ class FlexTok(Tokenizer):
     """The FlexTok tokenizer family (frozen VAE, block-causal encoder, FSQ, rectified-flow decoder)."""
 
     family = "flextok"
+    prefix_decoding = True
+    accepts_perturbation = True
 
     def __init__(self, config: Union[FlexTokConfig, Dict[str, Any]]):
         super().__init__()
@@ -70,6 +72,22 @@ class FlexTok(Tokenizer):
     @property
     def last_layer_weight(self) -> torch.Tensor:
         return self.decoder.head.weight
+
+    def token_quantizer(self) -> torch.nn.Module:
+        return self.quantize
+
+    def quantizer_input(self, x: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        return self.encoder(self.vae.encode(x, generator=generator))  # (B, N, len(fsq_levels))
+
+    @property
+    def samples_posterior(self) -> bool:
+        return bool(self.config.vae.sample_posterior)
+
+    def decode_noise_shape(self) -> Tuple[int, ...]:
+        return (self.config.vae.latent_channels, self.config.latent_size, self.config.latent_size)
+
+    def prepare_training(self) -> None:
+        self.load_repa_teacher()
 
     def train(self, mode: bool = True) -> "FlexTok":
         super().train(mode)

@@ -12,11 +12,6 @@ class FlowObjective(Objective):
     def __init__(self, recipe, device):
         pass
 
-    def check_model(self, model) -> None:
-        load_teacher = getattr(model, "load_repa_teacher", None)
-        if load_teacher is not None:  # missing REPA weights: fail before the first step
-            load_teacher()
-
     def generator_step(self, model, x, step, autocast, last_layer=None) -> GeneratorStep:
         with autocast():
             out = model(x, reconstruct=False)  # nothing here reads pixels: skip decoding them

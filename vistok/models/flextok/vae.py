@@ -102,6 +102,10 @@ class FlexTokVAE(Tokenizer):
         self.autoencoder = build_autoencoder(self.config)
 
     @property
+    def samples_posterior(self) -> bool:
+        return bool(self.config.sample_posterior)
+
+    @property
     def scaling_factor(self) -> float:
         if self.config.scaling_factor is None:
             raise ValueError(

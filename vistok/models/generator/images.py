@@ -7,21 +7,21 @@ from typing import Any, Optional
 import torch
 
 from vistok.errors import InputError
+from vistok.models.base import Tokenizer
 from vistok.models.generator.model import ARGenerator
 from vistok.models.generator.sampling import Generators
 
 
 def tokenizer_codebook_size(tokenizer: torch.nn.Module) -> Optional[int]:
-    """The number of ids a discrete tokenizer emits (its quantizer's ``codebook_size``), or None."""
-    quantizer = getattr(tokenizer, "quantize", None)
-    return getattr(quantizer, "codebook_size", None)
+    """The number of ids a discrete tokenizer emits, or None (continuous, or not a tokenizer)."""
+    return tokenizer.codebook_size if isinstance(tokenizer, Tokenizer) else None
 
 
 def check_pair(generator: ARGenerator, tokenizer: torch.nn.Module) -> None:
     """Raise ValueError unless the generator's ids fit the tokenizer (same codebook, at most as many
     tokens as the tokenizer decodes)."""
     codebook = tokenizer_codebook_size(tokenizer)
-    if codebook is None or getattr(getattr(tokenizer, "config", None), "bottleneck", "vq") == "kl":
+    if codebook is None:
         raise InputError(f"{type(tokenizer).__name__} is not a discrete tokenizer (no quantizer codebook)")
     if codebook != generator.config.codebook_size:
         raise InputError(f"the generator models {generator.config.codebook_size} ids, the tokenizer's codebook "

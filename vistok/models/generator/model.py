@@ -17,7 +17,8 @@ from torch import nn
 from vistok.models.generator.blocks import CausalBlock, KVCache, make_norm
 from vistok.models.generator.config import ARGeneratorConfig
 from vistok.models.generator.sampling import Generators, cfg_scale_at, draw_uniforms, guide, sample_logits
-from vistok.models.pretrained import CONFIG_NAME, load_pretrained_dir, save_pretrained
+from vistok.models.base import ZooModel
+from vistok.models.pretrained import CONFIG_NAME, load_pretrained_dir
 from vistok.quant import Stats
 
 
@@ -30,7 +31,7 @@ def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> Tuple[torch.Tens
     return loss, Stats({"token_accuracy": accuracy})
 
 
-class ARGenerator(nn.Module):
+class ARGenerator(ZooModel):
     """Class-conditional next-token model for gFID sampling and RobusTok post-training pairs.
 
     ``forward(ids, labels)`` returns logits aligned with ``ids`` (teacher forcing);
@@ -40,6 +41,7 @@ class ARGenerator(nn.Module):
     model.safetensors) with family ``"generator"``."""
 
     family = "generator"
+    modality = "tokens"
 
     def __init__(self, config: Union[ARGeneratorConfig, Dict[str, Any]]):
         super().__init__()
@@ -175,10 +177,6 @@ class ARGenerator(nn.Module):
         return ids
 
     # ----- files -----
-
-    def save_pretrained(self, directory: Union[str, Path]) -> Path:
-        """Write ``directory/config.json`` + ``directory/model.safetensors``."""
-        return save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: Union[str, Path], device: str = "cpu") -> "ARGenerator":

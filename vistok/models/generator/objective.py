@@ -31,8 +31,10 @@ class ARTokenObjective(Objective):
     def check_model(self, model: nn.Module) -> None:
         from vistok.data.tokens import read_meta
 
-        config = getattr(model, "config", None)
-        if not all(hasattr(config, k) for k in ("codebook_size", "num_tokens", "num_classes")):
+        from vistok.models.generator.model import ARGenerator
+
+        config = model.config if isinstance(model, ARGenerator) else None
+        if config is None:
             raise ValueError(f"loss.kind=ar_tokens trains a token generator (model.family: generator), "
                              f"not a {type(model).__name__}")
         meta = read_meta(self.train_root)

@@ -219,6 +219,15 @@ class MaskGITVQGAN(Tokenizer):
     def num_tokens(self) -> int:
         return self.config.grid_size**2
 
+    def token_quantizer(self) -> nn.Module:
+        return self.quantize
+
+    def quantizer_input(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        return self.encoder(x).permute(0, 2, 3, 1)  # (B, h, w, C)
+
+    def ids_from_quantizer(self, indices: torch.Tensor) -> torch.Tensor:
+        return indices.flatten(1)
+
     @property
     def last_layer_weight(self) -> torch.Tensor:
         """The weight the adaptive (VQGAN) adversarial weight balances gradients at."""

@@ -160,6 +160,8 @@ class TiTok(Tokenizer):
     """The TiTok tokenizer family (VQ or KL bottleneck, two-stage or pixel decoder)."""
 
     family = "titok"
+    prefix_decoding = True
+    accepts_perturbation = True
 
     def __init__(self, config: Union[TiTokConfig, Dict[str, Any]]):
         super().__init__()
@@ -180,6 +182,12 @@ class TiTok(Tokenizer):
     @property
     def num_tokens(self) -> int:
         return self.config.num_latent_tokens
+
+    def token_quantizer(self) -> Optional[nn.Module]:
+        return self.quantize if self.config.bottleneck == "vq" else None
+
+    def quantizer_input(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        return self.encoder(x)  # (B, N, token_size)
 
     @property
     def last_layer_weight(self) -> torch.Tensor:
