@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from vistok.commands.arguments import add_model_arguments, positive_int
-from vistok.commands.codec import _autocast, _batches, output_names, read_ids  # shared with the image commands
+from vistok.commands.codec import _batches, output_names, read_ids  # shared with the image commands
 from vistok.errors import InputError
+from vistok.precision import cuda_autocast
 
 
 def _load(args):
@@ -38,7 +39,7 @@ def _encode_clips(model, clips, device: str, args):
     import torch
 
     out = []
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(clips), args.batch_size):
             group = clips[part]
             lengths = torch.tensor([len(c) for c in group])
@@ -89,7 +90,7 @@ def _decode(args) -> int:
     ids = torch.from_numpy(array.astype(np.int64))
     out = Path(args.output)
     written = 0
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(ids), args.batch_size):
             batch = ids[part].to(device)
             try:
@@ -178,7 +179,7 @@ def _reconstruct(args) -> int:
     metrics = _metrics_module()
     out = Path(args.output)
     scores: Dict[str, List[float]] = {name: [] for name in METRIC_NAMES}
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for path, name, clip, row in zip(args.files, output_names(args.files), clips, ids):
             wav = model.decode(row[None].to(device), chunk_size=args.chunk_size)[0].float().cpu()[: len(clip)]
             write_wav(out / f"{name}.wav", wav, model.sample_rate)
@@ -195,7 +196,8 @@ def _reconstruct(args) -> int:
         print("metrics skipped: audiotok.metrics is not available in this installation")
     else:
         print(_means_line(scores, out))
-        from vistok.metrics.protocol import precision_used, protocol_line
+        from vistok.metrics.protocol import protocol_line
+        from vistok.precision import precision_used
 
         print(protocol_line(model=args.model, data=f"{len(args.files)} file(s) given, whole clips", input=(
             f"mono mix, soxr HQ to {model.sample_rate} Hz"), PESQ="wide-band, both signals soxr HQ to 16 kHz",

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 from typing import List
 
 from vistok.commands.arguments import add_model_arguments, positive_int
 from vistok.errors import InputError
+from vistok.precision import cuda_autocast
 
 
 def _load(args):
@@ -27,12 +27,6 @@ def _load(args):
     return model, device
 
 
-def _autocast(device: str, precision: str):
-    import torch
-
-    if precision == "fp32" or not device.startswith("cuda"):
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def _images(paths: List[str], size: int):
@@ -87,7 +81,7 @@ def _encode(args) -> int:
     model, device = _load(args)
     images = _images(args.images, model.image_size)  # read all first: a bad file fails before any work
     chunks = []
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(images), args.batch_size):
             kwargs = {"num_tokens": args.num_tokens} if args.num_tokens else {}
             chunks.append(model.encode(images[part].to(device), **kwargs).cpu())
@@ -133,7 +127,7 @@ def _decode(args) -> int:
     ids = ids.long() if _is_discrete(model) else ids.float()
     out = Path(args.output)
     written = 0
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(ids), args.batch_size):
             try:
                 images = model.decode(ids[part].to(device)).float().cpu()
@@ -158,7 +152,7 @@ def _reconstruct(args) -> int:
     names = output_names(args.images)
     out = Path(args.output)
     scores = []
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(images), args.batch_size):
             x = images[part].to(device)
             kwargs = {"num_tokens": args.num_tokens} if args.num_tokens else {}
@@ -168,7 +162,8 @@ def _reconstruct(args) -> int:
                 scores.append(score.item())
                 print(f"{path}: PSNR {score.item():.2f} dB")
     print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} image(s); PNGs in {out}")
-    from vistok.metrics.protocol import precision_used, protocol_line
+    from vistok.metrics.protocol import protocol_line
+    from vistok.precision import precision_used
 
     size = model.image_size
     print(protocol_line(model=args.model, data=f"{len(scores)} file(s) given", preprocessing=(

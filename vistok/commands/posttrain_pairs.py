@@ -13,7 +13,7 @@ from vistok.errors import InputError
 def _pairs(args) -> int:
     import torch
 
-    from vistok.commands.codec import _autocast
+    from vistok.precision import cuda_autocast
     from vistok.commands.generate import sampling_settings
     from vistok.data.posttrain_pairs import write_posttrain_pairs
     from vistok.hub.loading import load_tokenizer
@@ -26,7 +26,7 @@ def _pairs(args) -> int:
     tokenizer = load_tokenizer(args.model, device=device)
     written = write_posttrain_pairs(tokenizer, generator, args.images, args.output, args.sigma,
                                     batch_size=args.batch_size, seed=args.seed, num_samples=args.num_samples,
-                                    autocast=lambda: _autocast(device, args.precision), flat=args.flat,
+                                    autocast=lambda: cuda_autocast(device, args.precision), flat=args.flat,
                                     **sampling_settings(args))
     print(f"{args.output}: wrote {written} generated images (sigma {args.sigma}); pair them with {args.images} "
           "via data.kind=pairs, data.train=OUTPUT, data.real=IMAGES_DIR")

@@ -20,7 +20,7 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from vistok.commands.codec import _autocast
+    from vistok.precision import cuda_autocast
     from vistok.data.labelled_folder import LabelledImageFolder
     from vistok.data.tokens import TokenShardWriter, config_sha256
     from vistok.models.generator.images import tokenizer_codebook_size
@@ -36,7 +36,7 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
             "classes": dataset.classes, "flip": bool(flip)}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     writer = TokenShardWriter(out_dir, tokenizer.num_tokens, codebook, meta, shard_size, overwrite)
-    with writer, torch.inference_mode(), _autocast(device, precision):
+    with writer, torch.inference_mode(), cuda_autocast(device, precision):
         for images, labels in tqdm(loader, desc="tokenize", unit="batch", disable=not sys.stderr.isatty()):
             images = images.to(device)
             ids = tokenizer.encode(images)

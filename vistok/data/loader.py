@@ -28,12 +28,11 @@ draws from the global torch RNG: worker base seeds come from ``(seed, epoch, ran
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from vistok.data.sampler import ResumableSampler
+from vistok.data.sampler import ResumableSampler, warn_if_resumed_differently
 from vistok.data.seeding import make_generator
 from vistok.errors import TokzooError
 
@@ -184,12 +183,7 @@ class ResumableLoader:
         if self.sampler is not None:
             self.sampler.load_state_dict(state)
             return
-        changed = [k for k in ("seed", "batch_size", "world_size", "drop_last", "num_workers")
-                   if k in state and state[k] != getattr(self, k)]
-        if changed:
-            detail = ", ".join(f"{k} {state[k]} -> {getattr(self, k)}" for k in changed)
-            warnings.warn(f"ResumableLoader: resuming with a different {detail}; "
-                          "the batch stream will not match the interrupted run exactly", stacklevel=2)
+        warn_if_resumed_differently(self, state, ("seed", "batch_size", "world_size", "drop_last", "num_workers"))
         step = int(state.get("step", 0))
         if hasattr(self.dataset, "worker_sample_counts") or int(state.get("rank", self.rank)) != self.rank:
             self.seek(step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 
@@ -104,14 +104,22 @@ class ResumableSampler:
         batch size or world size, an exact continuation is impossible: a warning says so, the epoch
         is kept and the position becomes the same fraction of samples into it."""
         epoch, position = int(state["epoch"]), int(state["position"])
-        changed = [k for k in ("seed", "dataset_len", "batch_size", "world_size", "drop_last")
-                   if k in state and state[k] != getattr(self, k)]
+        changed = warn_if_resumed_differently(self, state, ("seed", "dataset_len", "batch_size", "world_size",
+                                                           "drop_last"))
         if changed:
-            detail = ", ".join(f"{k} {state[k]} -> {getattr(self, k)}" for k in changed)
-            warnings.warn(f"ResumableSampler: resuming with a different {detail}; "
-                          "the batch stream will not match the interrupted run exactly", stacklevel=2)
             seen = position * int(state.get("batch_size", self.batch_size)) * int(state.get("world_size", self.world_size))
             position = seen // (self.batch_size * self.world_size)
             if position >= self.batches_per_epoch():
                 epoch, position = epoch + 1, 0
         self.epoch, self.position = epoch, position
+
+
+def warn_if_resumed_differently(owner: Any, state: Dict[str, Any], keys: Tuple[str, ...]) -> List[str]:
+    """The settings among ``keys`` whose saved value in ``state`` differs from ``owner``'s now; a
+    warning names them (the resumed batch stream will not continue the interrupted one exactly)."""
+    changed = [k for k in keys if k in state and state[k] != getattr(owner, k)]
+    if changed:
+        detail = ", ".join(f"{k} {state[k]} -> {getattr(owner, k)}" for k in changed)
+        warnings.warn(f"{type(owner).__name__}: resuming with a different {detail}; "
+                      "the batch stream will not match the interrupted run exactly", stacklevel=3)
+    return changed

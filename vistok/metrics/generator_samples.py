@@ -2,7 +2,6 @@
 its tokenizer decodes while the Inception features are extracted (no image file in between)."""
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
@@ -12,7 +11,7 @@ from vistok.data.images import to_uint8
 from vistok.data.seeding import make_generator
 from vistok.errors import InputError
 from vistok.metrics.samples import Batch, SampleSource
-from vistok.metrics.tokenizer_runner import PRECISIONS
+from vistok.precision import PRECISIONS, cuda_autocast, precision_used
 from vistok.models.generator import check_pair, sample_images
 
 
@@ -53,15 +52,14 @@ class GeneratorSource(SampleSource):
         self.device = next(generator.parameters()).device
         self.seed = int(seed)
         self.sampling = dict(sampling or {})
-        self.precision_used = precision if self.device.type == "cuda" else "fp32"
+        self.precision, self.precision_used = precision, precision_used(self.device, precision)
         self.names = dict(names or {})
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def _autocast(self):
-        dtype = PRECISIONS[self.precision_used]
-        return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+        return cuda_autocast(self.device, self.precision)
 
     def batches(self, start: int, stop: int, batch_size: int) -> Iterator[Batch]:
         for lo in range(start, stop, batch_size):

@@ -79,6 +79,3 @@ def protocol_line(**facts: Any) -> str:
     return "protocol: " + "; ".join(parts + [f"tokzoo={__version__}"])
 
 
-def precision_used(device: str, precision: str) -> str:
-    """What a tokenizer actually runs in: the autocast dtype on CUDA, fp32 elsewhere."""
-    return precision if str(device).startswith("cuda") else "fp32"

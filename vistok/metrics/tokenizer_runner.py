@@ -15,7 +15,6 @@ sample as :meth:`TokenizerRunner.encode`, and a pFID pass takes its clean ids fr
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -23,11 +22,10 @@ import torch
 from torch import nn
 
 from vistok.data.seeding import make_generator
-from vistok.metrics.protocol import precision_used
 from vistok.models.base import require_tokenizer
+from vistok.precision import PRECISIONS, cuda_autocast, precision_used
 from vistok.quant.perturb import LatentPerturbation
 
-PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 Generators = Optional[List[torch.Generator]]
 
@@ -98,10 +96,7 @@ class TokenizerRunner:
         return self.model.codebook_size
 
     def autocast(self):
-        dtype = PRECISIONS[self.precision_used]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=dtype)
+        return cuda_autocast(self.device, self.precision)
 
     @torch.inference_mode()
     def encode(self, images: torch.Tensor, indices: Optional[torch.Tensor] = None, seed: int = 0) -> torch.Tensor:
