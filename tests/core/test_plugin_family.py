@@ -46,6 +46,7 @@ class ToyTokenizer(Tokenizer):
     """Patch VQ: ids are a row-major grid of (image_size / patch)^2 codes."""
 
     family = "toy"
+    config_class = ToyConfig
 
     def __init__(self, config: Union[ToyConfig, Dict[str, Any]]):
         super().__init__()

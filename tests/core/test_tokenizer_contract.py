@@ -1,5 +1,7 @@
 """Every tokenizer family keeps the contract the engine and the metrics call
 (vistok.models.base.Tokenizer): what it declares about itself agrees with what it does."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -47,6 +49,7 @@ def test_every_registered_family_builds_a_zoo_model_of_its_modality():
         cls = family.model_class()
         assert issubclass(cls, ZooModel) and cls.family == name and cls.modality == family.modality, name
         assert issubclass(cls, Tokenizer) == (family.modality != "tokens"), name
+        assert dataclasses.is_dataclass(cls.config_class), name  # what recipe and card checks read
     assert set(IMAGE_TOKENIZERS) == {n for n, f in families().items() if f.modality == "image"}
 
 
@@ -54,6 +57,7 @@ def test_every_registered_family_builds_a_zoo_model_of_its_modality():
 @torch.inference_mode()
 def test_image_tokenizers_declare_what_they_do(name):
     model = IMAGE_TOKENIZERS[name]()
+    assert isinstance(model.config, type(model).config_class)
     x = _images(model)
     assert model.sample_rate is None and model.token_rate is None and model.num_codebooks == 1
     generators = [make_generator(0, "posterior", i) for i in range(len(x))] if model.samples_posterior else None

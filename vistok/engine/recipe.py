@@ -255,7 +255,9 @@ def _check_model_config(recipe: Recipe, where: str) -> None:
         family = get_family(recipe.model.family)
     except KeyError as err:
         raise RecipeError(f"{where}: model.family: {err.args[0]}") from None
-    config_cls = _config_class(family.model_class())
+    from vistok.models.config_check import config_class
+
+    config_cls = config_class(family.model_class())
     if config_cls is None:
         return
     known = [f.name for f in dataclasses.fields(config_cls)]
@@ -264,17 +266,6 @@ def _check_model_config(recipe: Recipe, where: str) -> None:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean 'model.config.{near[0]}'?" if near else f"; known: {', '.join(known)}"
             raise RecipeError(f"{where}: unknown key 'model.config.{key}' for family {recipe.model.family!r}{hint}")
-
-
-def _config_class(model_cls: type) -> Optional[type]:
-    import inspect
-    import typing
-
-    hints = typing.get_type_hints(model_cls.__init__)
-    for arg in typing.get_args(hints.get("config")) or (hints.get("config"),):
-        if inspect.isclass(arg) and dataclasses.is_dataclass(arg):
-            return arg
-    return None
 
 
 def _check_choices(recipe: Recipe, where: str) -> None:

@@ -37,6 +37,7 @@ class ZooModel(nn.Module):
     """
 
     family: str = ""  # the family's name in the registry (its entry point)
+    config_class: Optional[type] = None  # the config dataclass the constructor takes (recipe and card checks)
     modality: str = "image"  # "image" (inputs (B, 3, H, W) in [0, 1]), "audio" (waveforms) or "tokens"
     # forward applies ``self.perturbation`` (a vistok.quant.LatentPerturbation the engine sets for
     # RobusTok-style training, None otherwise; never saved) to the quantizer output in training

@@ -26,15 +26,9 @@ _BAD_VALUE = (TypeError, ValueError, ZeroDivisionError, RuntimeError, KeyError, 
 
 
 def config_class(model_cls: type) -> Optional[type]:
-    """The dataclass the model's constructor takes as ``config``, if it names one."""
-    try:
-        hints = typing.get_type_hints(model_cls.__init__)
-    except (NameError, TypeError):
-        return None
-    for arg in typing.get_args(hints.get("config")) or (hints.get("config"),):
-        if inspect.isclass(arg) and dataclasses.is_dataclass(arg):
-            return arg
-    return None
+    """The config dataclass a model class declares (``ZooModel.config_class``), if any."""
+    cls = getattr(model_cls, "config_class", None)  # (a plugin's class may predate the attribute)
+    return cls if inspect.isclass(cls) and dataclasses.is_dataclass(cls) else None
 
 
 def _plain_types(annotation: Any) -> Optional[Tuple[type, ...]]:

@@ -111,6 +111,7 @@ class WavTokenizer(Tokenizer):
     """
 
     family = "wavtokenizer"
+    config_class = WavTokenizerConfig
     modality = "audio"
 
     def __init__(self, config: Union[WavTokenizerConfig, Dict[str, Any]]):

@@ -50,6 +50,7 @@ class FlexTok(Tokenizer):
     """The FlexTok tokenizer family (frozen VAE, block-causal encoder, FSQ, rectified-flow decoder)."""
 
     family = "flextok"
+    config_class = FlexTokConfig
     prefix_decoding = True
     accepts_perturbation = True
 

@@ -95,6 +95,7 @@ class FlexTokVAE(Tokenizer):
     """Images in [0, 1] <-> scaled latents ``(B, C, H/8, W/8)``; a zoo model of its own and FlexTok's stage 0."""
 
     family = "flextok_vae"
+    config_class = FlexTokVAEConfig
 
     def __init__(self, config: Union[FlexTokVAEConfig, Dict[str, Any]]):
         super().__init__()

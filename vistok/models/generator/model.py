@@ -41,6 +41,7 @@ class ARGenerator(ZooModel):
     model.safetensors) with family ``"generator"``."""
 
     family = "generator"
+    config_class = ARGeneratorConfig
     modality = "tokens"
 
     def __init__(self, config: Union[ARGeneratorConfig, Dict[str, Any]]):

@@ -204,6 +204,7 @@ class MaskGITVQGAN(Tokenizer):
     """
 
     family = "maskgit_vqgan"
+    config_class = MaskGITVQGANConfig
 
     def __init__(self, config: Union[MaskGITVQGANConfig, Dict[str, Any], None] = None):
         super().__init__()

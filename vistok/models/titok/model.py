@@ -160,6 +160,7 @@ class TiTok(Tokenizer):
     """The TiTok tokenizer family (VQ or KL bottleneck, two-stage or pixel decoder)."""
 
     family = "titok"
+    config_class = TiTokConfig
     prefix_decoding = True
     accepts_perturbation = True
 
