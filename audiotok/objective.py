@@ -32,14 +32,28 @@ def _warm_start(adversarial: nn.Module, name: str) -> None:
     load_strict(adversarial, state, f"loss.adversarial.init {name}")
 
 
+def _discriminators(audio):
+    """The discriminators ``loss.audio.discriminators`` names (as the families register them), built
+    in the order given, and their GAN terms."""
+    from audiotok.discriminators.collection import DiscriminatorSet
+    from vistok.registry import contributions, resolve
+
+    known = contributions("discriminators")
+    names = list(audio.discriminators)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"loss.audio.discriminators: unknown {unknown}; choose from {sorted(known)}")
+    built = {name: resolve(known[name][0])(audio) for name in names}
+    return DiscriminatorSet({n: d for n, (d, _) in built.items()}), {n: term for n, (_, term) in built.items()}
+
+
 class AudioObjective(Objective):
     """``loss.audio`` weights the spectral terms; ``loss.quantizer_weight`` the commitment loss
     (1000 in the published recipe); ``loss.adversarial.weight`` > 0 turns the discriminators on
     (one multiplier on all their terms, whose relative weights are the published ones)."""
 
     def __init__(self, recipe, device):
-        from audiotok.discriminators.collection import WAVTOKENIZER_DISCRIMINATORS, wavtokenizer_discriminators
-        from audiotok.losses import AudioAdversarial, MelReconstructionLoss, MultiResolutionSTFTLoss, wavtokenizer_terms
+        from audiotok.losses import AudioAdversarial, MelReconstructionLoss, MultiResolutionSTFTLoss
 
         self.cfg = cfg = recipe.loss
         audio = cfg.audio
@@ -50,13 +64,7 @@ class AudioObjective(Objective):
         self.adversarial = None
         adv = cfg.adversarial
         if adv.weight > 0:
-            names = list(audio.discriminators)
-            unknown = sorted(set(names) - set(WAVTOKENIZER_DISCRIMINATORS))
-            if unknown:
-                raise ValueError(f"loss.audio.discriminators: unknown {unknown}; "
-                                 f"choose from {list(WAVTOKENIZER_DISCRIMINATORS)}")
-            discs = wavtokenizer_discriminators(num_embeddings=audio.discriminator_conditions or None, names=names)
-            terms = {n: t for n, t in wavtokenizer_terms(audio.mrd_weight).items() if n in names}
+            discs, terms = _discriminators(audio)
             self.adversarial = AudioAdversarial(discs, terms, dac_mode=audio.dac_mode)
             if adv.init:
                 _warm_start(self.adversarial, adv.init)

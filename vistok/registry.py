@@ -56,6 +56,9 @@ class Family:
     objectives: Mapping[str, str] = field(default_factory=dict)  # loss.kind -> Objective class
     data_kinds: Mapping[str, str] = field(default_factory=dict)  # data.kind -> function(recipe, root, train) -> Dataset
     recipe_sections: Mapping[str, str] = field(default_factory=dict)  # "loss.audio" -> dataclass of its keys
+    # name -> function(recipe section) -> (discriminator, its GAN term), for objectives that let a
+    # recipe pick discriminators by name (audio codecs: loss.audio.discriminators)
+    discriminators: Mapping[str, str] = field(default_factory=dict)
     commands: Tuple[str, ...] = ()  # function(subparsers) adding CLI subcommands
 
     def __post_init__(self):
@@ -117,7 +120,7 @@ def get_family(name: str) -> Family:
 
 def contributions(what: str) -> Dict[str, Tuple[str, str]]:
     """``{key: (target, family name)}`` of one kind of contribution (``objectives``, ``data_kinds``,
-    ``recipe_sections``) over all families; two families giving the same key different targets is
+    ``recipe_sections``, ``discriminators``) over all families; two families giving the same key different targets is
     an error."""
     out: Dict[str, Tuple[str, str]] = {}
     for family in families().values():

@@ -9,5 +9,6 @@ FAMILY = Family(
     objectives={"audio": "audiotok.objective:AudioObjective"},
     recipe_sections={"loss.audio": "audiotok.recipe:AudioLoss"},
     data_kinds={"audio": "audiotok.data:recipe_dataset"},
+    discriminators={name: f"audiotok.discriminators.catalog:{name}" for name in ("mpd", "mrd", "dac")},
     commands=("audiotok.cli:register",),
 )
