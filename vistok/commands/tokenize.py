@@ -20,13 +20,13 @@ def tokenize_folder(tokenizer, images_root, out_dir, *, name: str, batch_size: i
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from vistok.precision import cuda_autocast
     from vistok.data.labelled_folder import LabelledImageFolder
     from vistok.data.tokens import TokenShardWriter, config_sha256
-    from vistok.models.generator.images import tokenizer_codebook_size
+    from vistok.models.base import require_tokenizer
+    from vistok.precision import cuda_autocast
 
     device = device or str(next(tokenizer.parameters()).device)
-    codebook = tokenizer_codebook_size(tokenizer)
+    codebook = require_tokenizer(tokenizer, "image", name).codebook_size
     if codebook is None:
         raise InputError(f"{name}: not a discrete tokenizer (token shards hold ids from a quantizer codebook)")
     dataset = LabelledImageFolder(images_root, tokenizer.image_size, flat=flat)
