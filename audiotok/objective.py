@@ -18,7 +18,7 @@ def _mono(x: torch.Tensor) -> torch.Tensor:
 
 def _condition(out) -> torch.Tensor:
     """The AdaLN condition id the codec drew for this step; the conditional discriminators see it too."""
-    value = out.stats.get("condition", 0.0) if hasattr(out.stats, "get") else 0.0
+    value = out.stats.get("condition", 0.0)
     return torch.tensor([int(float(value))], device=out.recon.device)
 
 
