@@ -1,10 +1,14 @@
-"""The SEANet convolutional encoder of EnCodec, as WavTokenizer configures it.
+"""The SEANet convolutional encoder of EnCodec, as WavTokenizer and EnCodec configure it.
 
-Every convolution is weight-normed and reflect-padded so that a signal of ``n`` samples gives
-``ceil(n / stride)`` frames (the last frame is completed with extra right padding). Batched input of
-unequal lengths can carry ``lengths``: each item is then padded as if it were alone, so its frames
-do not depend on what it was batched with (the LSTM runs forward in time, so trailing padding
-never reaches earlier frames either).
+Every convolution is reflect-padded so that a signal of ``n`` samples gives ``ceil(n / stride)``
+frames (the last frame is completed with extra right padding). By default (WavTokenizer)
+convolutions are weight-normed and the padding is split between both ends; ``causal=True`` puts it
+all on the left (EnCodec 24 kHz), and ``norm="time_group_norm"`` replaces weight norm by a
+one-group ``GroupNorm`` after each convolution (EnCodec 48 kHz). Batched input of unequal lengths can
+carry ``lengths``: each item is then padded as if it were alone, so its frames do not depend on what
+it was batched with (the LSTM runs forward in time, so trailing padding never reaches earlier frames
+either). A group norm's statistics span the whole padded signal, so ``lengths`` needs a model
+without one.
 """
 from __future__ import annotations
 
@@ -16,21 +20,40 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
+#: What follows each convolution: torch weight norm over the output channels (the default), a
+#: ``GroupNorm(1, channels)`` on the convolution's output (statistics over channels and time), or nothing.
+NORMS = ("weight_norm", "time_group_norm", "none")
+
+
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-class PaddedConv1d(nn.Module):
-    """A weight-normed ``Conv1d`` with EnCodec's non-causal padding: ``k_eff - stride`` samples split
-    between the ends (the larger half on the left), plus what completes the last frame on the right;
-    reflect mode, zero-extending inputs too short to reflect (the original behaviour)."""
+def check_norm(norm: str, causal: bool = False) -> str:
+    """``norm`` if it is one of :data:`NORMS` (a group norm over time cannot be causal)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if causal and norm == "time_group_norm":
+        raise ValueError("norm='time_group_norm' normalises over the whole signal, so it cannot be causal")
+    return norm
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1):
+
+class PaddedConv1d(nn.Module):
+    """A ``Conv1d`` with EnCodec's padding: ``k_eff - stride`` samples split between the ends (the
+    larger half on the left), or all on the left when ``causal``, plus what completes the last frame
+    on the right; reflect mode, zero-extending inputs too short to reflect (the original behaviour).
+    ``norm``: see :data:`NORMS` (weight norm by default)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                 causal: bool = False, norm: str = "weight_norm"):
         super().__init__()
-        self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation))
+        check_norm(norm, causal)
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation)
+        self.conv = weight_norm(conv) if norm == "weight_norm" else conv
+        self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else None
         self.stride = stride
         total = (kernel_size - 1) * dilation + 1 - stride
-        self.pad_right = total // 2
+        self.pad_right = 0 if causal else total // 2
         self.pad_left = total - self.pad_right
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
@@ -65,20 +88,25 @@ class PaddedConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         if lengths is None or bool((lengths == x.shape[-1]).all()):
-            return self.conv(self._pad_uniform(x))
-        return self.conv(self._pad_per_item(x, lengths))
+            y = self.conv(self._pad_uniform(x))
+        elif self.norm is not None:
+            raise ValueError("lengths: a convolution followed by a group norm over time cannot run items of "
+                             "unequal lengths in one padded batch (the padding would enter the statistics)")
+        else:
+            y = self.conv(self._pad_per_item(x, lengths))
+        return y if self.norm is None else self.norm(y)
 
 
 class ResidualUnit(nn.Module):
     """ELU -> conv (k, dilation) to ``dim // compress`` -> ELU -> 1x1 conv back, plus a 1x1-conv shortcut."""
 
     def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2,
-                 conv_shortcut: bool = True):
+                 conv_shortcut: bool = True, causal: bool = False, norm: str = "weight_norm"):
         super().__init__()
         hidden = dim // compress
-        self.conv1 = PaddedConv1d(dim, hidden, kernel_size, dilation=dilation)
-        self.conv2 = PaddedConv1d(hidden, dim, 1)
-        self.shortcut = PaddedConv1d(dim, dim, 1) if conv_shortcut else None
+        self.conv1 = PaddedConv1d(dim, hidden, kernel_size, dilation=dilation, causal=causal, norm=norm)
+        self.conv2 = PaddedConv1d(hidden, dim, 1, causal=causal, norm=norm)
+        self.shortcut = PaddedConv1d(dim, dim, 1, causal=causal, norm=norm) if conv_shortcut else None
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = self.conv2(F.elu(self.conv1(F.elu(x), lengths)), lengths)
@@ -89,11 +117,12 @@ class EncoderStage(nn.Module):
     """Residual units at one width, then ELU and a strided conv (kernel ``2 * stride``) doubling the width."""
 
     def __init__(self, dim: int, stride: int, residual_layers: int, kernel_size: int, dilation_base: int,
-                 compress: int):
+                 compress: int, causal: bool = False, norm: str = "weight_norm", true_skip: bool = False):
         super().__init__()
         self.res = nn.ModuleList(
-            ResidualUnit(dim, kernel_size, dilation_base ** j, compress) for j in range(residual_layers))
-        self.down = PaddedConv1d(dim, 2 * dim, 2 * stride, stride=stride)
+            ResidualUnit(dim, kernel_size, dilation_base ** j, compress, not true_skip, causal, norm)
+            for j in range(residual_layers))
+        self.down = PaddedConv1d(dim, 2 * dim, 2 * stride, stride=stride, causal=causal, norm=norm)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None):
         for unit in self.res:
@@ -107,22 +136,26 @@ class SEANetEncoder(nn.Module):
 
     ``strides`` are in encoder order (first applied first); widths start at ``n_filters`` and
     double at each stage; an LSTM with a skip connection and a final conv to ``dim`` follow.
+    ``channels``: input channels (2 for stereo); ``causal`` / ``norm``: see :class:`PaddedConv1d`;
+    ``true_skip``: identity shortcuts in the residual units instead of 1x1 convolutions.
     """
 
     def __init__(self, strides: Sequence[int], dim: int = 512, n_filters: int = 32, residual_layers: int = 1,
                  lstm_layers: int = 2, kernel_size: int = 7, last_kernel_size: int = 7, residual_kernel_size: int = 3,
-                 dilation_base: int = 2, compress: int = 2, channels: int = 1):
+                 dilation_base: int = 2, compress: int = 2, channels: int = 1, causal: bool = False,
+                 norm: str = "weight_norm", true_skip: bool = False):
         super().__init__()
         self.strides: List[int] = [int(s) for s in strides]
-        self.stem = PaddedConv1d(channels, n_filters, kernel_size)
+        self.stem = PaddedConv1d(channels, n_filters, kernel_size, causal=causal, norm=norm)
         width = n_filters
         stages = []
         for stride in self.strides:
-            stages.append(EncoderStage(width, stride, residual_layers, residual_kernel_size, dilation_base, compress))
+            stages.append(EncoderStage(width, stride, residual_layers, residual_kernel_size, dilation_base, compress,
+                                       causal, norm, true_skip))
             width *= 2
         self.stages = nn.ModuleList(stages)
         self.lstm = nn.LSTM(width, width, lstm_layers, batch_first=True) if lstm_layers else None
-        self.proj = PaddedConv1d(width, dim, last_kernel_size)
+        self.proj = PaddedConv1d(width, dim, last_kernel_size, causal=causal, norm=norm)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         for stride in self.strides:

@@ -14,21 +14,19 @@ are reset (see ``docs/architecture.md``). Neither matters for inference with rel
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
-from audiotok.dsp import resample
 from audiotok.nn.heads import ISTFTHead
 from audiotok.nn.seanet import SEANetEncoder
 from audiotok.nn.vocos import VocosBackbone
-from vistok.models.base import ReconOut, Tokenizer
+from audiotok.models.codec import PAD_ID, AudioCodec
+from vistok.models.base import ReconOut
 from vistok.quant import ResidualVQ, VectorQuantizer
 
-PAD_ID = -1  # token id past the end of a shorter item in a batch
 
 #: Encoder strides (first applied first) of the two published token rates at 24 kHz.
 TOKEN_RATE_STRIDES = {40: (4, 5, 5, 6), 75: (2, 4, 5, 8)}
@@ -102,7 +100,7 @@ class WavTokenizerConfig:
         return asdict(self)
 
 
-class WavTokenizer(Tokenizer):
+class WavTokenizer(AudioCodec):
     """The WavTokenizer codec family: waveforms to token ids and back.
 
     ``encode(wav) -> ids (B, L)`` (``(B, Q, L)`` with a residual VQ), ``L = ceil(T / hop)``;
@@ -112,7 +110,6 @@ class WavTokenizer(Tokenizer):
 
     family = "wavtokenizer"
     config_class = WavTokenizerConfig
-    modality = "audio"
 
     def __init__(self, config: Union[WavTokenizerConfig, Dict[str, Any]]):
         super().__init__()
@@ -131,25 +128,6 @@ class WavTokenizer(Tokenizer):
         self.head = ISTFTHead(cfg.decoder_dim, cfg.n_fft, cfg.hop_length)
 
     @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.config.hop_length
-
-    @property
-    def token_rate(self) -> float:
-        return float(self.config.token_rate)
-
-    @property
-    def num_codebooks(self) -> int:
-        return int(self.config.num_quantizers)
-
-    def token_quantizer(self) -> torch.nn.Module:
-        return self.quantizer
-
-    @property
     def multi_level(self) -> bool:
         return self.config.num_quantizers > 1
 
@@ -158,44 +136,7 @@ class WavTokenizer(Tokenizer):
     def _prepare(self, wav: torch.Tensor, sample_rate: Optional[int],
                  lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """-> ``(B, 1, T)`` float at the model rate, and per-item lengths (None when all are full)."""
-        if not torch.is_floating_point(wav):
-            raise TypeError(f"wav must be a floating-point tensor, got {wav.dtype}")
-        if wav.dim() == 3:
-            if wav.shape[1] != 1:
-                raise ValueError(f"wav must be mono (B, 1, T); got {wav.shape[1]} channels")
-            wav = wav[:, 0]
-        elif wav.dim() == 1:
-            wav = wav[None]
-        elif wav.dim() != 2:
-            raise ValueError(f"wav must be (T,), (B, T) or (B, 1, T), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] == 0:
-            raise ValueError("wav has no samples")
-        if not bool(torch.isfinite(wav).all()):
-            raise ValueError("wav contains NaN or infinite samples")
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=wav.device).long().reshape(-1)
-            if lengths.shape[0] != wav.shape[0]:
-                raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {wav.shape[0]}")
-            if bool((lengths < 1).any()) or bool((lengths > wav.shape[-1]).any()):
-                raise ValueError(f"lengths must be in 1..{wav.shape[-1]}, got {lengths.tolist()}")
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            orig = int(sample_rate)
-            wav = resample(wav, orig, self.sample_rate)
-            if lengths is not None:
-                lengths = torch.clamp(-(-lengths * self.sample_rate // orig), max=wav.shape[-1])
-        if lengths is not None and bool((lengths == wav.shape[-1]).all()):
-            lengths = None
-        return wav[:, None], lengths
-
-    @contextlib.contextmanager
-    def _frozen_quantizer(self):
-        """Inference through the quantizer: no EMA, k-means or dead-code updates, no dropout."""
-        was = self.quantizer.training
-        self.quantizer.eval()
-        try:
-            yield
-        finally:
-            self.quantizer.train(was)
+        return self.prepare_waveform(wav, sample_rate, lengths)
 
     def _ids_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return indices.transpose(1, 2) if self.multi_level else indices  # RVQ: (B, L, Q) -> (B, Q, L)
@@ -212,7 +153,7 @@ class WavTokenizer(Tokenizer):
         """
         x, lengths = self._prepare(wav, sample_rate, lengths)
         z, frames = self.encoder(x, lengths)
-        with self._frozen_quantizer():
+        with self.frozen_quantizer():
             ids = self._ids_from_indices(self.quantizer(z.transpose(1, 2)).indices)
         if frames is not None:
             past = torch.arange(ids.shape[-1], device=ids.device) >= frames[:, None]
@@ -220,32 +161,13 @@ class WavTokenizer(Tokenizer):
         return ids
 
     def _check_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        if ids.dtype not in (torch.int32, torch.int64):
-            raise TypeError(f"ids must be integer token ids, got {ids.dtype}")
-        if not self.multi_level and ids.dim() == 3 and ids.shape[1] == 1:
+        if isinstance(ids, torch.Tensor) and not self.multi_level and ids.dim() == 3 and ids.shape[1] == 1:
             ids = ids[:, 0]
-        if ids.dim() != (3 if self.multi_level else 2):
-            layout = "(B, Q, L)" if self.multi_level else "(B, L)"
-            raise ValueError(f"ids must be {layout} for this model, got shape {tuple(ids.shape)}")
-        if self.multi_level and ids.shape[1] > self.config.num_quantizers:
-            raise ValueError(f"ids have {ids.shape[1]} levels, this model has {self.config.num_quantizers}")
-        if ids.shape[-1] == 0:
-            raise ValueError("ids hold no tokens")
-        if bool((ids >= self.config.codebook_size).any()) or bool((ids < PAD_ID).any()):
-            raise ValueError(f"ids must be in 0..{self.config.codebook_size - 1} (or {PAD_ID} for padding)")
-        return ids.long()
+        return self.check_ids(ids, levels=self.multi_level)
 
     def token_lengths(self, ids: torch.Tensor) -> torch.Tensor:
-        """Valid tokens per item: trailing ``PAD_ID`` positions (of the first level) are padding."""
-        return self._lengths(self._check_ids(ids))
-
-    def _lengths(self, ids: torch.Tensor) -> torch.Tensor:
-        first = ids[:, 0] if self.multi_level else ids
-        valid = first >= 0
-        lengths = valid.sum(-1)
-        if not bool((valid == (torch.arange(first.shape[-1], device=ids.device) < lengths[:, None])).all()):
-            raise ValueError("ids: negative ids are only allowed as trailing padding")
-        return lengths
+        """Valid tokens per item (trailing ``PAD_ID`` positions are padding)."""
+        return self.valid_lengths(self._check_ids(ids))
 
     def ids_to_latent(self, ids: torch.Tensor) -> torch.Tensor:
         """ids -> the quantized latent ``(B, dim, L)`` the decoder reads."""
@@ -272,7 +194,7 @@ class WavTokenizer(Tokenizer):
         (see :meth:`decode_stream`).
         """
         ids = self._check_ids(ids)
-        lengths = self._lengths(ids)
+        lengths = self.valid_lengths(ids)
         if bool((lengths == ids.shape[-1]).all()):
             return self._decode_full(ids, chunk_size, context)
         hop = self.hop_length
