@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -18,13 +19,28 @@ def _load(args):
     from vistok.hub.loading import load_tokenizer
     from vistok.models.base import require_tokenizer
 
+    from audiotok.models.codec import AudioCodec
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model), device
+    model = require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model)
+    if not isinstance(model, AudioCodec):
+        raise InputError(f"{args.model}: {type(model).__name__} is not an audiotok.models.codec.AudioCodec")
+    if model.channels != 1 or model.needs_scales:
+        raise InputError(f"{args.model}: `tokzoo audio` handles mono codecs whose ids alone decode; this one has "
+                         f"{model.channels} channel(s){' and per-segment scales' if model.needs_scales else ''} "
+                         "(use the Python API: encode_with_scales / decode(*codes))")
+    if getattr(args, "chunk_size", None) and "chunk_size" not in inspect.signature(model.decode).parameters:
+        raise InputError(f"--chunk-size: {args.model} ({model.family}) does not decode in chunks")
+    return model, device
 
 
 def _hop(model) -> int:
     """Waveform samples per token position."""
-    return round(model.sample_rate / model.token_rate)
+    return model.hop_length
+
+
+def _decode_options(args) -> dict:
+    return {"chunk_size": args.chunk_size} if args.chunk_size else {}
 
 
 def _read_all(paths: List[str], model) -> list:
@@ -55,7 +71,7 @@ def _encode_clips(model, clips, device: str, args):
 def _encode(args) -> int:
     import numpy as np
 
-    from audiotok.models.wavtokenizer import PAD_ID
+    from audiotok.models.codec import PAD_ID
 
     model, device = _load(args)
     clips = _read_all(args.files, model)
@@ -95,7 +111,7 @@ def _decode(args) -> int:
             batch = ids[part].to(device)
             try:
                 lengths = model.token_lengths(batch)
-                wav = model.decode(batch, chunk_size=args.chunk_size).float().cpu()
+                wav = model.decode(batch, **_decode_options(args)).float().cpu()
             except (ValueError, TypeError) as err:
                 raise InputError(f"{args.ids}: {err}") from None
             for row, n in zip(wav, lengths.tolist()):
@@ -181,7 +197,7 @@ def _reconstruct(args) -> int:
     scores: Dict[str, List[float]] = {name: [] for name in METRIC_NAMES}
     with torch.inference_mode(), cuda_autocast(device, args.precision):
         for path, name, clip, row in zip(args.files, output_names(args.files), clips, ids):
-            wav = model.decode(row[None].to(device), chunk_size=args.chunk_size)[0].float().cpu()[: len(clip)]
+            wav = model.decode(row[None].to(device), **_decode_options(args))[0].float().cpu()[: len(clip)]
             write_wav(out / f"{name}.wav", wav, model.sample_rate)
             if metrics is None:
                 print(f"{path}: {row.shape[-1]} tokens -> {out / (name + '.wav')}")

@@ -40,6 +40,17 @@ class AudioCodec(Tokenizer):
     def num_codebooks(self) -> int:
         return int(self.config.num_quantizers)
 
+    @property
+    def channels(self) -> int:
+        """Audio channels of the waveforms it codes (1: mono)."""
+        return 1
+
+    @property
+    def needs_scales(self) -> bool:
+        """Whether decoding the ids alone loses the input's loudness (a codec that normalises
+        segments before coding, such as EnCodec 48 kHz, returns the scales separately)."""
+        return False
+
     def token_quantizer(self) -> torch.nn.Module:
         return self.quantizer
 

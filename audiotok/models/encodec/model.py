@@ -98,6 +98,14 @@ class EnCodec(AudioCodec):
     # ----- what it is -----
 
     @property
+    def channels(self) -> int:
+        return int(self.config.channels)
+
+    @property
+    def needs_scales(self) -> bool:
+        return bool(self.config.normalize)
+
+    @property
     def bandwidths(self) -> Dict[float, int]:
         """Target bandwidth (kbps) -> residual levels it uses."""
         return {bw: self.config.levels_for_bandwidth(bw) for bw in self.config.target_bandwidths}
