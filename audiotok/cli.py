@@ -19,16 +19,11 @@ def _load(args):
     from vistok.hub.loading import load_tokenizer
     from vistok.models.base import require_tokenizer
 
-    from audiotok.models.codec import AudioCodec
+    from audiotok.models.codec import require_plain_codec
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model)
-    if not isinstance(model, AudioCodec):
-        raise InputError(f"{args.model}: {type(model).__name__} is not an audiotok.models.codec.AudioCodec")
-    if model.channels != 1 or model.needs_scales:
-        raise InputError(f"{args.model}: `tokzoo audio` handles mono codecs whose ids alone decode; this one has "
-                         f"{model.channels} channel(s){' and per-segment scales' if model.needs_scales else ''} "
-                         "(use the Python API: encode_with_scales / decode(*codes))")
+    model = require_plain_codec(require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model),
+                                args.model)
     if getattr(args, "chunk_size", None) and "chunk_size" not in inspect.signature(model.decode).parameters:
         raise InputError(f"--chunk-size: {args.model} ({model.family}) does not decode in chunks")
     return model, device

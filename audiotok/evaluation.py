@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from audiotok import metrics as M
+from audiotok.models.codec import AudioCodec, require_plain_codec
 from vistok.models.base import require_tokenizer
 from audiotok.codec_report import relative_link, write_report_md
 from audiotok.data import load_audio
@@ -55,7 +56,10 @@ HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sd
 
 
 def _model_rate(model) -> int:
-    return int(require_tokenizer(model, "audio", type(model).__name__).sample_rate)
+    model = require_tokenizer(model, "audio", type(model).__name__)
+    if isinstance(model, AudioCodec):  # the evaluation reads mono files and decodes ids alone
+        require_plain_codec(model, type(model).__name__)
+    return int(model.sample_rate)
 
 
 def _usage_counter(model, ids: torch.Tensor) -> Optional[M.CodebookUsage]:

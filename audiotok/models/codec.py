@@ -141,3 +141,17 @@ class AudioCodec(Tokenizer):
     def token_lengths(self, ids: torch.Tensor) -> torch.Tensor:
         """Valid tokens per item (trailing ``PAD_ID`` positions are padding)."""
         return self.valid_lengths(self.check_ids(ids))
+
+
+def require_plain_codec(model, where: str) -> "AudioCodec":
+    """``model`` if it is a mono :class:`AudioCodec` whose ids alone decode (what files of ids and
+    the file-based evaluation carry); else an error naming ``where`` and the way out."""
+    from vistok.errors import InputError
+
+    if not isinstance(model, AudioCodec):
+        raise InputError(f"{where}: {type(model).__name__} is not an audiotok.models.codec.AudioCodec")
+    if model.channels != 1 or model.needs_scales:
+        raise InputError(f"{where}: this handles mono codecs whose ids alone decode; this one has "
+                         f"{model.channels} channel(s){' and per-segment scales' if model.needs_scales else ''} "
+                         "(use the Python API: encode_with_scales / decode(*codes))")
+    return model

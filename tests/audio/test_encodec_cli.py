@@ -43,3 +43,12 @@ def test_codecs_the_command_cannot_carry_are_refused(tmp_path, capsys):
     assert main(["audio", "reconstruct", SPEECH[0], "--model", mono, "-o", str(tmp_path / "r"),
                  "--chunk-size", "8"]) == 2
     assert "--chunk-size: " in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_the_file_evaluation_refuses_a_codec_that_needs_its_scales(tmp_path):
+    from audiotok.evaluation import evaluate_codec
+    from vistok.errors import InputError
+
+    with pytest.raises(InputError, match="per-segment scales"):
+        evaluate_codec(tiny_model("segmented"), [Path(SPEECH[0])], Path(SPEECH[0]).parent, tmp_path / "out", "tiny")
+    assert not (tmp_path / "out").exists()
