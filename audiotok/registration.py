@@ -5,6 +5,6 @@ AUDIO = dict(
     objectives={"audio": "audiotok.objective:AudioObjective"},
     recipe_sections={"loss.audio": "audiotok.recipe:AudioLoss"},
     data_kinds={"audio": "audiotok.data:recipe_dataset"},
-    discriminators={name: f"audiotok.discriminators.catalog:{name}" for name in ("mpd", "mrd", "dac")},
+    discriminators={name: f"audiotok.discriminators.catalog:{name}" for name in ("mpd", "mrd", "dac", "msstft")},
     commands=("audiotok.cli:register",),
 )

@@ -4,6 +4,7 @@ sub-discriminator."""
 from audiotok.discriminators.base import DiscriminatorOutput
 from audiotok.discriminators.collection import DiscriminatorSet, wavtokenizer_discriminators
 from audiotok.discriminators.dac import ComplexBandDiscriminator, DACDiscriminator, DACPeriodDiscriminator
+from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator, STFTDiscriminator
 from audiotok.discriminators.period import MultiPeriodDiscriminator, PeriodDiscriminator
 from audiotok.discriminators.resolution import MultiResolutionDiscriminator, ResolutionDiscriminator
 
@@ -15,7 +16,9 @@ __all__ = [
     "DiscriminatorSet",
     "MultiPeriodDiscriminator",
     "MultiResolutionDiscriminator",
+    "MultiScaleSTFTDiscriminator",
     "PeriodDiscriminator",
     "ResolutionDiscriminator",
+    "STFTDiscriminator",
     "wavtokenizer_discriminators",
 ]
