@@ -315,3 +315,156 @@ def test_a_lightning_file_goes_through_the_zoo(config, tmp_path, monkeypatch):
     wav = torch.randn(1, 30)
     with torch.no_grad():
         assert torch.equal(model.encode(wav), reference_encode(official, config, wav))
+
+
+# ----- the transformers layout, as transformers 5.25 writes it -----
+
+#: What ``WavTokenizerModel(WavTokenizerConfig(upsampling_ratios=[3, 2], num_filters=4, hidden_size=16,
+#: codebook_dim=16, codebook_size=32, decoder_hidden_size=32, decoder_intermediate_size=48,
+#: decoder_num_layers=2)).save_pretrained(dir)`` writes (transformers 5.25.0, generated once in a scratch
+#: environment; ``{c}`` = ConvNeXt blocks 0, 1 and ``{r}`` = pos_net ResNet blocks 0, 1, 3, 4): the
+#: keys of ``model.safetensors`` with their shapes (all float32), and ``config.json`` less
+#: ``architectures`` / ``dtype`` / ``transformers_version``. See ``eval/parity_wavtokenizer_hf.py``.
+TRANSFORMERS_KEYS = """
+backbone.convnext.{c}.dwconv.bias 32
+backbone.convnext.{c}.dwconv.weight 32x1x7
+backbone.convnext.{c}.gamma 32
+backbone.convnext.{c}.norm.scale.weight 4x32
+backbone.convnext.{c}.norm.shift.weight 4x32
+backbone.convnext.{c}.pwconv1.bias 48
+backbone.convnext.{c}.pwconv1.weight 48x32
+backbone.convnext.{c}.pwconv2.bias 32
+backbone.convnext.{c}.pwconv2.weight 32x48
+backbone.embed.bias 32
+backbone.embed.weight 32x16x7
+backbone.final_layer_norm.bias 32
+backbone.final_layer_norm.weight 32
+backbone.norm.scale.weight 4x32
+backbone.norm.shift.weight 4x32
+backbone.pos_net.{r}.conv1.bias 32
+backbone.pos_net.{r}.conv1.weight 32x32x3
+backbone.pos_net.{r}.conv2.bias 32
+backbone.pos_net.{r}.conv2.weight 32x32x3
+backbone.pos_net.{r}.norm1.bias 32
+backbone.pos_net.{r}.norm1.weight 32
+backbone.pos_net.{r}.norm2.bias 32
+backbone.pos_net.{r}.norm2.weight 32
+backbone.pos_net.2.k.bias 32
+backbone.pos_net.2.k.weight 32x32x1
+backbone.pos_net.2.norm.bias 32
+backbone.pos_net.2.norm.weight 32
+backbone.pos_net.2.proj_out.bias 32
+backbone.pos_net.2.proj_out.weight 32x32x1
+backbone.pos_net.2.q.bias 32
+backbone.pos_net.2.q.weight 32x32x1
+backbone.pos_net.2.v.bias 32
+backbone.pos_net.2.v.weight 32x32x1
+backbone.pos_net.5.bias 32
+backbone.pos_net.5.weight 32
+encoder_model.encoder.layers.0.conv.bias 4
+encoder_model.encoder.layers.0.conv.parametrizations.weight.original0 4x1x1
+encoder_model.encoder.layers.0.conv.parametrizations.weight.original1 4x1x7
+encoder_model.encoder.layers.1.block.1.conv.bias 2
+encoder_model.encoder.layers.1.block.1.conv.parametrizations.weight.original0 2x1x1
+encoder_model.encoder.layers.1.block.1.conv.parametrizations.weight.original1 2x4x3
+encoder_model.encoder.layers.1.block.3.conv.bias 4
+encoder_model.encoder.layers.1.block.3.conv.parametrizations.weight.original0 4x1x1
+encoder_model.encoder.layers.1.block.3.conv.parametrizations.weight.original1 4x2x1
+encoder_model.encoder.layers.1.shortcut.conv.bias 4
+encoder_model.encoder.layers.1.shortcut.conv.parametrizations.weight.original0 4x1x1
+encoder_model.encoder.layers.1.shortcut.conv.parametrizations.weight.original1 4x4x1
+encoder_model.encoder.layers.3.conv.bias 8
+encoder_model.encoder.layers.3.conv.parametrizations.weight.original0 8x1x1
+encoder_model.encoder.layers.3.conv.parametrizations.weight.original1 8x4x4
+encoder_model.encoder.layers.4.block.1.conv.bias 4
+encoder_model.encoder.layers.4.block.1.conv.parametrizations.weight.original0 4x1x1
+encoder_model.encoder.layers.4.block.1.conv.parametrizations.weight.original1 4x8x3
+encoder_model.encoder.layers.4.block.3.conv.bias 8
+encoder_model.encoder.layers.4.block.3.conv.parametrizations.weight.original0 8x1x1
+encoder_model.encoder.layers.4.block.3.conv.parametrizations.weight.original1 8x4x1
+encoder_model.encoder.layers.4.shortcut.conv.bias 8
+encoder_model.encoder.layers.4.shortcut.conv.parametrizations.weight.original0 8x1x1
+encoder_model.encoder.layers.4.shortcut.conv.parametrizations.weight.original1 8x8x1
+encoder_model.encoder.layers.6.conv.bias 16
+encoder_model.encoder.layers.6.conv.parametrizations.weight.original0 16x1x1
+encoder_model.encoder.layers.6.conv.parametrizations.weight.original1 16x8x6
+encoder_model.encoder.layers.7.lstm.bias_hh_l0 64
+encoder_model.encoder.layers.7.lstm.bias_hh_l1 64
+encoder_model.encoder.layers.7.lstm.bias_ih_l0 64
+encoder_model.encoder.layers.7.lstm.bias_ih_l1 64
+encoder_model.encoder.layers.7.lstm.weight_hh_l0 64x16
+encoder_model.encoder.layers.7.lstm.weight_hh_l1 64x16
+encoder_model.encoder.layers.7.lstm.weight_ih_l0 64x16
+encoder_model.encoder.layers.7.lstm.weight_ih_l1 64x16
+encoder_model.encoder.layers.9.conv.bias 16
+encoder_model.encoder.layers.9.conv.parametrizations.weight.original0 16x1x1
+encoder_model.encoder.layers.9.conv.parametrizations.weight.original1 16x16x7
+encoder_model.quantizer.codebook.cluster_size 32
+encoder_model.quantizer.codebook.embed 32x16
+encoder_model.quantizer.codebook.embed_avg 32x16
+encoder_model.quantizer.codebook.inited 1
+head.linear.bias 26
+head.linear.weight 26x32
+"""
+TRANSFORMERS_CONFIG = dict(
+    adanorm_num_embeddings=4, audio_channels=1, codebook_dim=16, codebook_size=32, compress=2,
+    decoder_attention_num_groups=32, decoder_hidden_size=32, decoder_intermediate_size=48, decoder_num_layers=2,
+    dilation_growth_rate=2, hidden_size=16, kernel_size=7, last_kernel_size=7, model_type="wavtokenizer",
+    norm_eps=1e-06, norm_type="weight_norm", num_filters=4, num_lstm_layers=2, num_residual_layers=1,
+    pad_mode="reflect", residual_kernel_size=3, sampling_rate=24000, upsampling_ratios=[3, 2],
+    use_causal_conv=False, use_conv_shortcut=True)
+
+
+def transformers_state(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for line in TRANSFORMERS_KEYS.split("\n"):
+        if not line.strip():
+            continue
+        key, shape = line.split()
+        for name in sorted({key.format(c=c, r=r) for c in (0, 1) for r in (0, 1, 3, 4)}):
+            state[name] = torch.randn([int(s) for s in shape.split("x")], generator=gen) * 0.3
+    state["encoder_model.quantizer.codebook.inited"] = torch.ones(1)  # a float there
+    state["encoder_model.quantizer.codebook.cluster_size"] = torch.rand(32, generator=gen) + 0.5
+    return state
+
+
+def test_transformers_save_pretrained_layout_loads_strictly(config):
+    from audiotok.models.wavtokenizer.convert import config_from_transformers
+
+    state = transformers_state()
+    assert len(state) == 112 and detect_layout(state) == "transformers"
+    assert config_from_transformers(TRANSFORMERS_CONFIG).to_dict() == config.to_dict()
+    assert infer_config(state).to_dict() == config.to_dict()
+    converted = convert_wavtokenizer_state_dict(state, config)
+    assert converted["quantizer.initted"].dtype == torch.bool
+    model = load_wavtokenizer_state_dict(WavTokenizer(config), state, "transformers layout").eval()
+    assert torch.equal(model.quantizer.embed, state["encoder_model.quantizer.codebook.embed"])
+    assert torch.equal(model.head.proj.weight, state["head.linear.weight"])
+    with torch.no_grad():
+        assert model.decode(model.encode(torch.randn(1, 61))).shape == (1, 66)
+    for field, value in (("use_causal_conv", True), ("pad_mode", "constant"), ("norm_type", "time_group_norm"),
+                         ("codebook_dim", 8), ("model_type", "encodec")):
+        with pytest.raises(ValueError, match=field):
+            config_from_transformers(dict(TRANSFORMERS_CONFIG, **{field: value}))
+
+
+def test_a_transformers_safetensors_file_goes_through_the_zoo(config, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    card = dict(name="wavtokenizer-tiny-hf-test", family="wavtokenizer", description="tiny", license="mit",
+                source=dict(repo="example/tiny-hf", filename="model.safetensors"), config=dict(CFG))
+    (cards / "tiny.yaml").write_text(yaml.safe_dump(card))
+    monkeypatch.setenv("TOKZOO_ZOO_PATH", str(cards))
+    monkeypatch.setenv("TOKZOO_CACHE", str(tmp_path / "cache"))
+    state = transformers_state(1)
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    convert_card(get_card("wavtokenizer-tiny-hf-test"), checkpoint=path)
+    model = load_tokenizer("wavtokenizer-tiny-hf-test")
+    direct = load_wavtokenizer_state_dict(WavTokenizer(config), state, "direct").eval()
+    wav = torch.randn(1, 30)
+    with torch.no_grad():
+        assert torch.equal(model.encode(wav), direct.encode(wav))

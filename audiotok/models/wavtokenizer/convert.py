@@ -9,9 +9,12 @@ Two layouts are read (detected from the key names):
   ``dacdiscriminator.``), ``melspec_loss.``, the SEANet *decoder* the original builds but never runs
   (``feature_extractor.encodec.decoder.``), and the persistent ``head.istft.window`` (a Hann window
   we rebuild). Convolutions carry legacy weight norm ``conv.conv.weight_g`` / ``weight_v``.
-- **transformers** (``swiss-ai/wavtokenizer-*``): ``[encoder_model.]encoder.layers.<i>.*`` with
-  ``conv.parametrizations.weight.original0/1``, ``[encoder_model.]quantizer.codebook.*``,
-  ``backbone.*`` (same names as the original), ``head.linear.*``.
+- **transformers** (what ``WavTokenizerModel.save_pretrained`` writes; the ``swiss-ai/wavtokenizer-*``
+  files are assumed to be that): ``[encoder_model.]encoder.layers.<i>.*`` with
+  ``conv.parametrizations.weight.original0/1``, ``[encoder_model.]quantizer.codebook.*`` (``inited``
+  stored as a float), ``backbone.*`` (same names as the original), ``head.linear.*``; no window
+  buffer. Checked against transformers 5.25's own classes by ``eval/parity_wavtokenizer_hf.py``; its
+  ``config.json`` maps onto our config with :func:`config_from_transformers`.
 
 Mapping: Sequential index ``i`` of the encoder -> ``encoder.stem`` / ``encoder.stages.<s>.res.<j>``
 (``block.1`` -> ``conv1``, ``block.3`` -> ``conv2``, ``shortcut``) / ``encoder.stages.<s>.down`` /
@@ -22,6 +25,7 @@ Unknown keys pass through unchanged so strict loading names them.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Dict, Mapping, Optional
 
@@ -227,6 +231,46 @@ def config_from_official_yaml(data: Mapping[str, Any]):
     if int(head.get("hop_length", cfg.hop_length)) != cfg.hop_length:
         raise InputError(f"head hop_length {head['hop_length']} differs from the encoder's hop {cfg.hop_length}")
     return cfg
+
+
+#: transformers ``WavTokenizerConfig`` fields (``config.json``) whose value must be the one our model implements.
+_TRANSFORMERS_FIXED = dict(audio_channels=1, dilation_growth_rate=2, compress=2, use_conv_shortcut=True,
+                           use_causal_conv=False, pad_mode="reflect", norm_type="weight_norm", kernel_size=7,
+                           last_kernel_size=7, residual_kernel_size=3, norm_eps=1e-6)
+
+
+def config_from_transformers(data: Mapping[str, Any]):
+    """Map the ``config.json`` a transformers ``WavTokenizerModel`` writes onto :class:`WavTokenizerConfig`.
+
+    ``upsampling_ratios`` are in decoder order (reversed here into encoder ``strides``); ``n_fft`` is
+    4 x hop there (not a field). Values our model does not implement (causal convs, another padding
+    or norm, other kernel sizes, ``codebook_dim != hidden_size``) are refused, naming the field."""
+    from audiotok.models.wavtokenizer import WavTokenizerConfig
+
+    if data.get("model_type") not in (None, "wavtokenizer"):
+        raise InputError(f"not a transformers WavTokenizer config (model_type {data.get('model_type')!r})")
+    for name, expected in _TRANSFORMERS_FIXED.items():
+        if name in data and data[name] != expected:
+            raise InputError(f"transformers config field {name}={data[name]!r} is not supported (only {expected!r})")
+    hidden = int(data.get("hidden_size", 512))
+    if int(data.get("codebook_dim", hidden)) != hidden:
+        raise InputError(f"codebook_dim ({data['codebook_dim']}) must equal hidden_size ({hidden})")
+    strides = list(reversed([int(r) for r in data.get("upsampling_ratios", (6, 5, 5, 4))]))
+    return WavTokenizerConfig(
+        sample_rate=int(data.get("sampling_rate", 24000)),
+        strides=strides,
+        n_filters=int(data.get("num_filters", 32)),
+        residual_layers=int(data.get("num_residual_layers", 1)),
+        lstm_layers=int(data.get("num_lstm_layers", 2)),
+        dim=hidden,
+        codebook_size=int(data.get("codebook_size", 4096)),
+        decoder_dim=int(data.get("decoder_hidden_size", 768)),
+        decoder_intermediate_dim=int(data.get("decoder_intermediate_size", 2304)),
+        decoder_layers=int(data.get("decoder_num_layers", 12)),
+        num_conditions=int(data.get("adanorm_num_embeddings", 4)),
+        norm_groups=int(data.get("decoder_attention_num_groups", 32)),
+        n_fft=4 * math.prod(strides),
+    )
 
 
 #: Lightning ``.ckpt`` discriminator prefixes -> :class:`audiotok.losses.AudioAdversarial` prefixes. ``dac.``
