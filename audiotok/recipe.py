@@ -1,4 +1,4 @@
-"""The recipe section audio codecs add, ``loss.audio`` (registered by the WavTokenizer family)."""
+"""The recipe section audio codecs add, ``loss.audio`` (declared once in ``audiotok.registration``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +7,8 @@ from typing import ClassVar, Dict, List, Tuple
 
 @dataclass
 class AudioLoss:
-    """Audio codecs (loss.kind=audio); defaults are WavTokenizer's published settings."""
+    """Audio codecs (loss.kind=audio); defaults are WavTokenizer's published settings (EnCodec's are in
+    ``train/encodec/``)."""
 
     CHOICES: ClassVar[Dict[str, Tuple[str, ...]]] = {"dac_mode": ("published", "corrected")}
 
@@ -20,3 +21,14 @@ class AudioLoss:
     discriminator_conditions: int = 4  # class embeddings of the conditional MPD/MRD (0: unconditional)
     mrd_weight: float = 1.0
     dac_mode: str = "published"  # published (the DAC discriminator is never trained, as released) | corrected
+    # EnCodec's published losses (AudioCraft's compression solver); the defaults leave them off.
+    l1_weight: float = 0.0  # waveform L1 (AudioCraft losses.l1)
+    msspec_weight: float = 0.0  # multi-scale mel loss (AudioCraft losses.msspec; encodec_losses.MultiScaleMelLoss)
+    msstft_filters: int = 32  # channels of the msstft discriminator's convolutions (EnCodec: 32)
+    # EnCodec's loss balancer (audiotok.balancer): the weights of the losses on the reconstruction (mel,
+    # mrstft, l1, msspec, and each discriminator's terms times loss.adversarial.weight) become gradient
+    # shares; the quantizer loss stays outside it.
+    balancer: bool = False
+    balancer_total_norm: float = 1.0
+    balancer_ema_decay: float = 0.999
+    balancer_per_item: bool = True  # norms per batch item, averaged (else of the whole batch)

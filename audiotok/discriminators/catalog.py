@@ -12,6 +12,7 @@ from audiotok.discriminators.dac import DACDiscriminator
 from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator
 from audiotok.discriminators.period import MultiPeriodDiscriminator
 from audiotok.discriminators.resolution import MultiResolutionDiscriminator
+from audiotok.encodec_losses import AudioCraftTerm
 from audiotok.losses import AdversarialTerm, wavtokenizer_terms
 
 Built = Tuple[nn.Module, AdversarialTerm]
@@ -35,11 +36,13 @@ def dac(audio) -> Built:
 
 
 def msstft(audio) -> Built:
-    """EnCodec's multi-scale STFT discriminator, with the term of AudioCraft's compression recipe
-    (``config/solver/compression/default.yaml``: ``adv_loss: hinge``, ``feat_loss: l1``, loss weights
-    ``adv: 4`` and ``feat: 4``, means over the five scales). There those weights feed EnCodec's loss
-    balancer (gradient shares, not plain multipliers); without it they only fix adv : feat at 1 : 1.
-    Two normalisations differ from AudioCraft's: its generator hinge term is ``-mean(D(fake))`` (here
-    ``mean(relu(1 - D(fake)))``), and its feature matching averages the L1 distances over a scale's five
-    feature maps (here summed, so 5x larger)."""
-    return MultiScaleSTFTDiscriminator(), AdversarialTerm("hinge", 4.0, 4.0, "mean")
+    """EnCodec's multi-scale STFT discriminator with the term of AudioCraft's compression recipe
+    (``config/solver/compression/default.yaml``: ``adversarial.adv_loss: hinge``, ``feat_loss: l1``,
+    ``normalize`` true; ``losses.adv: 4``, ``losses.feat: 4``), normalised as AudioCraft does
+    (:class:`audiotok.encodec_losses.AudioCraftTerm`: generator term ``-mean(D(fake))``, feature
+    matching averaged over each scale's feature maps, both averaged over the five scales). Under
+    ``loss.audio.balancer`` the weights 4 and 4 are gradient shares, as published; without it they
+    are plain multipliers. The discriminator's own hinge loss is scaled by 4 too, where AudioCraft's is
+    not: with Adam (and no gradient clipping, as published) that changes its updates only through
+    Adam's epsilon. ``loss.audio.msstft_filters`` sets its width (published: 32)."""
+    return MultiScaleSTFTDiscriminator(filters=audio.msstft_filters), AudioCraftTerm("hinge", 4.0, 4.0, "mean")

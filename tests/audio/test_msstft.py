@@ -4,6 +4,8 @@ import torch
 
 from audiotok.discriminators import MultiScaleSTFTDiscriminator
 from audiotok.discriminators.msstft import ENCODEC_SCALES
+from audiotok.encodec_losses import (AudioCraftTerm, audiocraft_feature_matching, audiocraft_generator_loss,
+                                     generator_terms)
 
 TINY = ((64, 16, 64), (32, 8, 24))
 
@@ -74,6 +76,7 @@ def test_the_audio_objective_builds_and_trains_it_from_a_recipe():
     disc = objective.discriminator["msstft"]
     assert isinstance(disc, MultiScaleSTFTDiscriminator)
     term = objective.adversarial.terms["msstft"]
+    assert isinstance(term, AudioCraftTerm)
     assert (term.loss, term.weight, term.fm_weight, term.reduction) == ("hinge", 4.0, 4.0, "mean")
     torch.manual_seed(0)
     real, fake = torch.randn(2, 4096) * 0.1, torch.randn(2, 4096) * 0.1
@@ -88,3 +91,41 @@ def test_the_audio_objective_builds_and_trains_it_from_a_recipe():
 def test_input_shorter_than_the_largest_fft_is_an_error():
     with pytest.raises(RuntimeError):
         MultiScaleSTFTDiscriminator(TINY, filters=4)(torch.randn(1, 40))
+
+
+def test_audiocraft_normalisation_of_the_gan_terms():
+    """AudioCraft's AdversarialLoss with adv_loss hinge, feat_loss l1, normalize true: generator
+    -mean(D(fake)) and per-scale mean over feature maps of the L1 distance, both averaged over scales."""
+    fake_logits = [torch.tensor([[2.0, -1.0]]), torch.tensor([[0.5, 0.5, 3.5]])]
+    assert audiocraft_generator_loss(fake_logits).item() == pytest.approx((-0.5 + -1.5) / 2)
+    assert audiocraft_generator_loss(fake_logits, "sum").item() == pytest.approx(-2.0)
+    real = [[torch.zeros(1, 2), torch.zeros(1, 4)], [torch.ones(1, 3)]]
+    fake = [[torch.ones(1, 2), torch.full((1, 4), 3.0)], [torch.full((1, 3), 2.0)]]
+    assert audiocraft_feature_matching(real, fake).item() == pytest.approx(((1 + 3) / 2 + 1) / 2)
+    with pytest.raises(ValueError, match="only the hinge"):
+        AudioCraftTerm("lsgan")
+
+
+def test_generator_terms_agree_with_generator_loss_for_shared_terms():
+    from audiotok.discriminators import DiscriminatorSet
+    from audiotok.losses import AdversarialTerm, AudioAdversarial
+
+    torch.manual_seed(0)
+    discs = DiscriminatorSet({"a": MultiScaleSTFTDiscriminator(TINY, filters=4),
+                              "b": MultiScaleSTFTDiscriminator(TINY[:1], filters=4)})
+    adv = AudioAdversarial(discs, {"a": AdversarialTerm("hinge", 2.0, 0.5, "mean"),
+                                   "b": AudioCraftTerm("hinge", 1.0, 3.0, "sum")})
+    real, fake = torch.randn(2, 300), torch.randn(2, 300, requires_grad=True)
+    parts, total, stats = generator_terms(adv, real, fake)
+    assert set(parts) == {"adv_a", "feat_a", "adv_b", "feat_b"}
+    reference, ref_stats = adv.generator_loss(real, fake)  # shared normalisation for "a" only
+    assert stats["gan/g_a"] == pytest.approx(ref_stats["gan/g_a"])
+    assert stats["gan/fm_a"] == pytest.approx(ref_stats["gan/fm_a"])
+    logits, fmaps = discs["b"](fake)
+    _, fmaps_real = discs["b"](real)
+    assert parts["adv_b"].item() == pytest.approx(audiocraft_generator_loss(logits, "sum").item())
+    assert parts["feat_b"].item() == pytest.approx(audiocraft_feature_matching(fmaps_real, fmaps, "sum").item())
+    expected = 2.0 * parts["adv_a"] + 0.5 * parts["feat_a"] + parts["adv_b"] + 3.0 * parts["feat_b"]
+    assert total.item() == pytest.approx(expected.item())
+    total.backward()
+    assert fake.grad.abs().sum() > 0 and all(p.grad is None for p in discs.parameters())

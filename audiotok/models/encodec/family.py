@@ -1,6 +1,6 @@
 """The EnCodec family, registered as a ``tokzoo.families`` entry point in ``setup.cfg``. It trains
-with the shared audio objective (mel / MR-STFT losses and the audio discriminators; EnCodec's own
-MS-STFT discriminator and loss balancer are not implemented yet)."""
+with the shared audio objective; EnCodec's published losses are options of it (``msstft``
+discriminator, waveform L1, multi-scale mel, loss balancer: ``train/encodec/encodec_24khz.yaml``)."""
 from audiotok.registration import AUDIO
 from vistok.registry import Family
 
