@@ -21,7 +21,16 @@ a batch of two clips cut to a length that is not a multiple of the hop):
   (like the original) computes ``|x|^2 - 2 x.e + |e|^2`` and we ``|e|^2 - 2 x.e``; a differing id
   must then be one of the two fp64-nearest codes on both sides (ties are counted in the output),
 - decoded audio from their ids (``decode``, condition 0), relative ``max |diff| / max |ref| <= 1e-4``,
-- end to end (each side its own ids; their ``forward``) for the items whose ids are all equal.
+- end to end (each side its own ids; their ``forward``) for the items whose ids are all equal,
+- their codebook search run on our latent gives their ids exactly (what differs at a tie is only the
+  arithmetic of the argmin, not a weight), and for each differing frame its fp64 gap and which side
+  picked the fp64-nearest code.
+
+Card path: for each card, ``vistok.hub.loading.convert_card`` is given the written
+``model.safetensors`` as the card's checkpoint (empty cache, offline; the card's file name, config and
+``official`` converter) and the model ``load_tokenizer`` returns by name must give the same ids and
+audio as the direct load. A ``varied_cfg`` case moves every ``config.json`` field the mapping reads off
+its released value (3 stages, 2 residual units, 1 LSTM layer, 2 conditions, 16 norm groups, 16 kHz).
 
 Weights: transformers' own init under ``torch.manual_seed``, then (seeded) every weight-norm gain,
 decoder conv / linear bias, norm weight and bias, AdaLN row and layer scale is perturbed so that none
@@ -34,7 +43,7 @@ WavTokenizer)::
 
     python eval/parity_wavtokenizer_hf.py [--quick]
 
-``--quick`` runs only a small config. Results go to ``eval/results/parity_wavtokenizer_hf.{txt,json}``
+``--quick`` runs only the two small configs. Results go to ``eval/results/parity_wavtokenizer_hf.{txt,json}``
 (``--out`` to change); the exit code is non-zero when any check fails. What this does NOT prove: that
 the ``swiss-ai/*`` hub files are what this transformers release writes (the hub was not reachable).
 """
@@ -66,6 +75,7 @@ from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
 SAMPLES = sorted((REPO / "audiotok/assets/samples").glob("*.flac"))
 CARDS = sorted((REPO / "zoo").glob("wavtokenizer-*-hf.yaml"))
 TOL_REL = 1e-4
+NOT_IN_WEIGHTS = ("sample_rate", "norm_groups")
 TIE_REL = 1e-6  # fp32 rounding of a 512-term distance, relative to |x|^2
 
 
@@ -158,7 +168,11 @@ def layout_case(name: str, cfg: WavTokenizerConfig, cards: List[Dict[str, Any]],
     mapped = config_from_transformers(config_json)
     report.exact(name, "config_from_transformers(config.json) == card config", mapped.to_dict() == cfg.to_dict(),
                  f"strides {mapped.strides}, n_fft {mapped.n_fft}")
-    report.exact(name, "infer_config(weights) == card config", infer_config(state).to_dict() == cfg.to_dict())
+    # the sample rate and the GroupNorm group count shape no weight: only config.json (or a card) has them
+    inferred = {k: v for k, v in infer_config(state).to_dict().items() if k not in NOT_IN_WEIGHTS}
+    report.exact(name, "infer_config(weights) == card config (shape fields)",
+                 inferred == {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_WEIGHTS},
+                 "all but " + ", ".join(NOT_IN_WEIGHTS))
     ours = WavTokenizer(cfg).eval()
     converted = convert_wavtokenizer_state_dict(state, cfg)
     load_strict(ours, converted, f"{name} (transformers save_pretrained)")
@@ -205,9 +219,19 @@ def numeric_case(name, theirs, ours, hop, samples, report: Report, seed: int) ->
     report.exact(name, f"token ids {tuple(ref_ids.shape)}, all frames off fp32 ties",
                  same_shape and not bool((differ & ~tie).any()),
                  f"{int(differ.sum())} differ, {int(tie.sum())} ties")
+    differing = differ.nonzero()[:, 0].tolist() if same_shape else []
     in_top2 = all(int(flat[i]) in top_ids[i].tolist() and int(ref_flat[i]) in top_ids[i].tolist()
-                  for i in differ.nonzero()[:, 0].tolist()) if same_shape else False
-    report.exact(name, f"differing ids are ties (gap/|x|^2 < {TIE_REL:.0e}) between fp64 top 2", in_top2)
+                  for i in differing) if same_shape else False
+    gaps = ", ".join(f"{float(rel[i]):.0e}" for i in differing) or "none"
+    report.exact(name, f"differing ids are ties (gap/|x|^2 < {TIE_REL:.0e}) between fp64 top 2", in_top2,
+                 f"gaps {gaps}")
+    # the latents are the same, so their distance formula applied to our latent gives their ids: what
+    # differs at a tie is only the argmin's arithmetic, not the weights
+    their_formula = theirs.encoder_model.quantizer.encode(latent)
+    report.exact(name, "their codebook search on our latent == their ids", torch.equal(their_formula, ref_ids))
+    fp64_ours = int(sum(int(flat[i]) == int(top_ids[i, 0]) for i in differing))
+    report.exact(name, "differing ids: fp64-nearest picked by ours / theirs", same_shape,
+                 f"{fp64_ours} / {len(differing) - fp64_ours} of {len(differing)}")
     report.tensor(name, f"decoded audio from their ids {tuple(ref_audio.shape)}", audio, ref_audio, TOL_REL)
     fwd = theirs(wav[:, None]).audio_values[:, 0]
     rows = [b for b in range(ids.shape[0]) if same_shape and torch.equal(ids[b], ref_ids[b])]
@@ -222,12 +246,54 @@ def numeric_case(name, theirs, ours, hop, samples, report: Report, seed: int) ->
                 unique_ids=int(ref_ids.unique().numel()), min_rel_gap=rel_gap)
 
 
+@torch.no_grad()
+def card_path_case(name, theirs, ours, cards: List[Dict[str, Any]], samples: int, report: Report) -> None:
+    """Each card the way ``tokzoo`` loads it: ``convert_card`` on the ``model.safetensors`` that
+    ``save_pretrained`` wrote (the card's file name, the family's converter, the card's config; in an
+    empty cache, offline), then ``load_tokenizer`` by name; ids and audio must equal the direct load's."""
+    import os
+
+    from vistok.hub.catalogue import get_card
+    from vistok.hub.loading import convert_card, load_tokenizer
+
+    wav = speech_batch(samples)
+    ids = ours.encode(wav)
+    audio = ours.decode(ids)
+    saved = {k: os.environ.get(k) for k in ("TOKZOO_CACHE", "HF_HUB_OFFLINE")}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            theirs.save_pretrained(Path(tmp) / "repo")
+            for card in cards:
+                with tempfile.TemporaryDirectory(dir=tmp) as cache:
+                    os.environ.update(TOKZOO_CACHE=cache, HF_HUB_OFFLINE="1")
+                    zoo_card = get_card(card["name"])
+                    file_ok = zoo_card.source.filename == "model.safetensors"
+                    convert_card(zoo_card, checkpoint=Path(tmp) / "repo" / zoo_card.source.filename)
+                    model = load_tokenizer(card["name"])
+                    card_ids = model.encode(wav)
+                    same = file_ok and torch.equal(card_ids, ids) and torch.equal(model.decode(card_ids), audio)
+                    report.exact(name, f"card {card['name']}: convert_card + load_tokenizer", same,
+                                 "ids, audio == direct")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def cases(quick: bool) -> List[Dict[str, Any]]:
     small = dict(name="small_cfg", config=WavTokenizerConfig(strides=[3, 4], codebook_size=64, decoder_dim=64,
                                                               decoder_intermediate_dim=96, decoder_layers=2),
                  cards=[], samples=24000 * 2 + 7)
+    # every config.json field moved off the released value (3 stages, 2 residual units per stage so the
+    # second one is dilated, 1 LSTM layer, 2 conditions, 16 norm groups, 16 kHz): the mapping of each
+    varied = dict(name="varied_cfg", config=WavTokenizerConfig(
+        sample_rate=16000, strides=[2, 3, 5], n_filters=8, residual_layers=2, lstm_layers=1, dim=32,
+        codebook_size=128, decoder_dim=96, decoder_intermediate_dim=160, decoder_layers=3, num_conditions=2,
+        norm_groups=16, n_fft=120), cards=[], samples=24000 + 13)
     if quick:
-        return [small]
+        return [small, varied]
     groups: Dict[str, Dict[str, Any]] = {}
     for path in CARDS:
         card = yaml.safe_load(path.read_text())
@@ -235,7 +301,7 @@ def cases(quick: bool) -> List[Dict[str, Any]]:
         key = json.dumps(cfg.to_dict(), sort_keys=True)
         groups.setdefault(key, dict(name=f"hf_{round(cfg.token_rate)}tok", config=cfg, cards=[],
                                     samples=24000 * 2 + 1))["cards"].append(card)
-    return [small] + list(groups.values())
+    return [small, varied] + list(groups.values())
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
@@ -275,7 +341,7 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="only the small config")
+    parser.add_argument("--quick", action="store_true", help="only the small configs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "eval/results/parity_wavtokenizer_hf"))
     args = parser.parse_args(argv)
@@ -289,6 +355,8 @@ def main(argv=None) -> int:
         theirs, ours, params = layout_case(case["name"], case["config"], case["cards"], report, args.seed)
         info = numeric_case(case["name"], theirs, ours, case["config"].hop_length, case["samples"], report,
                             args.seed)
+        if case["cards"]:
+            card_path_case(case["name"], theirs, ours, case["cards"], case["samples"], report)
         infos.append(dict(info, params=params, cards=[c["name"] for c in case["cards"]]))
     extra = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  transformers=transformers.__version__, torch=torch.__version__,

@@ -468,3 +468,33 @@ def test_a_transformers_safetensors_file_goes_through_the_zoo(config, tmp_path, 
     wav = torch.randn(1, 30)
     with torch.no_grad():
         assert torch.equal(model.encode(wav), direct.encode(wav))
+
+
+def test_transformers_layout_off_the_released_values_loads_strictly():
+    """Every config.json field the mapping reads moved off its released value (16 kHz, 3 stages, 2
+    residual units per stage so the encoder's layer indices shift, 1 LSTM layer, 2 conditions, 16
+    GroupNorm groups): transformers' key list and config.json for it (tests/assets, written by
+    transformers' save_pretrained) convert strictly."""
+    import json
+    from pathlib import Path
+
+    from audiotok.models.wavtokenizer.convert import config_from_transformers
+
+    layout = json.loads((Path(__file__).parents[1] / "assets/wavtokenizer_transformers_layout_varied.json").read_text())
+    expected = WavTokenizerConfig(sample_rate=16000, strides=[2, 3, 5], n_filters=4, residual_layers=2, lstm_layers=1,
+                                  dim=16, codebook_size=32, decoder_dim=32, decoder_intermediate_dim=48,
+                                  decoder_layers=2, num_conditions=2, norm_groups=16, n_fft=120)
+    config = config_from_transformers(layout["config_json"])
+    assert config.to_dict() == expected.to_dict()
+    gen = torch.Generator().manual_seed(3)
+    state = {k: torch.randn(shape, generator=gen) * 0.3 for k, shape in layout["keys"].items()}
+    state["encoder_model.quantizer.codebook.inited"] = torch.ones(1)
+    state["encoder_model.quantizer.codebook.cluster_size"] = torch.rand(32, generator=gen) + 0.5
+    inferred = infer_config(state).to_dict()
+    assert {k: v for k, v in inferred.items() if k not in ("sample_rate", "norm_groups")} == \
+        {k: v for k, v in expected.to_dict().items() if k not in ("sample_rate", "norm_groups")}
+    model = load_wavtokenizer_state_dict(WavTokenizer(config), state, "transformers layout, varied").eval()
+    assert torch.equal(model.encoder.stages[2].res[1].conv1.conv.parametrizations.weight.original1,
+                       state["encoder_model.encoder.layers.10.block.1.conv.parametrizations.weight.original1"])
+    with torch.no_grad():
+        assert model.decode(model.encode(torch.randn(1, 61))).shape == (1, 90)
