@@ -51,6 +51,11 @@ class AudioCodec(Tokenizer):
         segments before coding, such as EnCodec 48 kHz, returns the scales separately)."""
         return False
 
+    def streaming_decoder(self):
+        """A :class:`audiotok.models.streaming.StreamingDecoder` for this codec; an error for a codec
+        whose decoder is not causal."""
+        raise ValueError(f"{type(self).__name__} does not decode in streaming mode (its decoder is not causal)")
+
     def token_quantizer(self) -> torch.nn.Module:
         return self.quantizer
 

@@ -46,7 +46,9 @@ from audiotok.models.encodec.config import EnCodecConfig
 from audiotok.models.encodec.search import nearest_code_as_official
 from audiotok.models.encodec.segments import (Chunk, chunks_from_samples, chunks_from_tokens, cross_fade,
                                               cross_fade_batch, groups, loudness, spans)
+from audiotok.models.streaming import StreamingDecoder
 from audiotok.nn.seanet import SEANetEncoder
+from audiotok.nn.streaming import stream_of
 from audiotok.nn.seanet_decoder import SEANetDecoder
 from vistok.models.base import ReconOut
 from vistok.quant import ResidualVQ
@@ -270,6 +272,16 @@ class EnCodec(AudioCodec):
         for item, wav in enumerate(per_item):
             out[item, :, : wav.shape[-1]] = wav
         return self._output(out)
+
+    def streaming_decoder(self):
+        """Decode ids chunk by chunk (:class:`~audiotok.models.streaming.StreamingDecoder`), equal to
+        :meth:`decode` of all of them within float rounding; causal unsegmented models only (24 kHz).
+        The stem's reflect padding delays the first output until 7 frames have come (93 ms at
+        24 kHz); after that every frame gives its ``hop_length`` samples at once."""
+        if not self.config.causal or self.config.segment is not None:
+            raise ValueError("streaming decode needs a causal, unsegmented EnCodec (the 24 kHz model); "
+                             "this one is " + ("segmented" if self.config.segment is not None else "non-causal"))
+        return StreamingDecoder(self, stream_of(self.decoder), self.ids_to_latent, self._output)
 
     # ----- training -----
 
