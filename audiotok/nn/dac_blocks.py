@@ -26,26 +26,28 @@ DILATIONS = (1, 3, 9)
 
 
 def wn_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-            padding: int = 0) -> nn.Conv1d:
+            padding: int = 0, groups: int = 1, bias: bool = True) -> nn.Conv1d:
     """A zero-padded ``Conv1d`` under torch weight norm over its output channels."""
-    return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding=padding, dilation=dilation))
+    return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding=padding, dilation=dilation,
+                                 groups=groups, bias=bias))
 
 
 def wn_conv_transpose(in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                      padding: int) -> nn.ConvTranspose1d:
+                      padding: int, output_padding: int = 0) -> nn.ConvTranspose1d:
     """A ``ConvTranspose1d`` under torch weight norm (over its first weight dimension, the input
     channels, as ``torch.nn.utils.weight_norm`` does by default)."""
-    return weight_norm(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, padding=padding))
+    return weight_norm(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, padding=padding,
+                                          output_padding=output_padding))
 
 
 class ResidualUnit(nn.Module):
     """``x + conv2(snake(conv1(snake(x))))``: a 7-tap convolution dilated ``dilation`` (length
-    kept), then a 1-tap one, both at ``channels``."""
+    kept; ``groups=channels`` makes it depthwise, as SNAC's), then a 1-tap one, both at ``channels``."""
 
-    def __init__(self, channels: int, dilation: int = 1):
+    def __init__(self, channels: int, dilation: int = 1, groups: int = 1):
         super().__init__()
         self.act1 = Snake1d(channels)
-        self.conv1 = wn_conv(channels, channels, 7, dilation=dilation, padding=3 * dilation)
+        self.conv1 = wn_conv(channels, channels, 7, dilation=dilation, padding=3 * dilation, groups=groups)
         self.act2 = Snake1d(channels)
         self.conv2 = wn_conv(channels, channels, 1)
 
@@ -54,12 +56,13 @@ class ResidualUnit(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Residual units at ``channels // 2``, then a strided convolution to ``channels``."""
+    """Residual units at ``channels // 2`` (their dilated convolutions depthwise when ``depthwise``),
+    then a strided convolution to ``channels``."""
 
-    def __init__(self, channels: int, stride: int):
+    def __init__(self, channels: int, stride: int, depthwise: bool = False):
         super().__init__()
         half = channels // 2
-        self.res = nn.ModuleList(ResidualUnit(half, d) for d in DILATIONS)
+        self.res = nn.ModuleList(ResidualUnit(half, d, half if depthwise else 1) for d in DILATIONS)
         self.act = Snake1d(half)
         self.down = wn_conv(half, channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2))
 
@@ -69,18 +72,47 @@ class EncoderBlock(nn.Module):
         return self.down(self.act(x))
 
 
+class NoiseBlock(nn.Module):
+    """SNAC's noise injection, ``x + n * linear(x)`` with ``n ~ N(0, 1)`` of shape ``(B, 1, T)``
+    (one draw per time step, shared by the channels) and ``linear`` a bias-free weight-normed 1x1
+    convolution. It draws at inference too, as the released model does; ``generator`` is a
+    ``torch.Generator`` for the whole batch, or one per item (each item's noise then depends on its
+    own generator only, whatever the batch holds)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = wn_conv(channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        batch, _, steps = x.shape
+        if generator is None or isinstance(generator, torch.Generator):
+            noise = torch.randn((batch, 1, steps), device=x.device, dtype=x.dtype, generator=generator)
+        else:
+            noise = torch.cat([torch.randn((1, 1, steps), device=x.device, dtype=x.dtype, generator=g)
+                               for g in generator])
+        return x + noise * self.linear(x)
+
+
 class DecoderBlock(nn.Module):
     """A transposed convolution of stride ``stride`` from ``in_channels`` to ``out_channels``, then
-    residual units."""
+    residual units. SNAC's variant: ``output_padding = stride % 2`` (exactly ``stride`` samples per
+    input step), a :class:`NoiseBlock` after the upsampling (``noise``) and depthwise dilated
+    convolutions (``depthwise``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, output_padding: int = 0,
+                 noise: bool = False, depthwise: bool = False):
         super().__init__()
         self.act = Snake1d(in_channels)
-        self.up = wn_conv_transpose(in_channels, out_channels, 2 * stride, stride, padding=math.ceil(stride / 2))
-        self.res = nn.ModuleList(ResidualUnit(out_channels, d) for d in DILATIONS)
+        self.up = wn_conv_transpose(in_channels, out_channels, 2 * stride, stride, padding=math.ceil(stride / 2),
+                                    output_padding=output_padding)
+        self.noise = NoiseBlock(out_channels) if noise else None
+        groups = out_channels if depthwise else 1
+        self.res = nn.ModuleList(ResidualUnit(out_channels, d, groups) for d in DILATIONS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         x = self.up(self.act(x))
+        if self.noise is not None:
+            x = self.noise(x, generator)
         for unit in self.res:
             x = unit(x)
         return x
