@@ -67,10 +67,15 @@ def test_non_image_is_a_clear_error_and_writes_nothing(model_dir, tmp_path, caps
 
 def test_zoo_commands(capsys):
     assert main(["zoo", "list", "titok-s*"]) == 0
-    listed = capsys.readouterr().out
-    assert listed.split()[0] == "titok-s128" and "rFID 1.71" in listed
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[:6] == ["name", "family", "params", "tokens", "codebook", "bitrate"]
+    assert row.split()[0] == "titok-s128" and "128 per 256px" in row and " 4096 " in row and "rFID 1.71" in row
     assert main(["zoo", "list", "wavtokenizer-small-75"]) == 0
-    assert "UTMOS 4.05" in capsys.readouterr().out  # audio cards show their headline number too
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "UTMOS 4.05" in row  # audio cards show their headline number too
+    assert "75/s" in row and "0.9 kbps" in row  # 75 tokens/s of 12 bits
+    assert main(["zoo", "list", "encodec-24khz"]) == 0
+    assert "75/s x 32 levels" in capsys.readouterr().out.splitlines()[1]
     assert main(["zoo", "info", "titok-l32"]) == 0
     info = capsys.readouterr().out
     assert "yucornetto/tokenizer_titok_l32_imagenet" in info and "rfid: 2.21" in info and "apache-2.0" in info

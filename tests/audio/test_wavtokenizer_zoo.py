@@ -37,6 +37,6 @@ def test_card_builds_the_published_model(name):
 
 def test_zoo_list_shows_them(capsys):
     assert main(["zoo", "list", "wavtokenizer-*"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()[1:]  # under the header
     assert sorted(line.split()[0] for line in lines) == sorted(NAMES)
     assert all("wavtokenizer" in line.split()[1] for line in lines)

@@ -12,10 +12,17 @@ def _list(args) -> int:
     if not cards:
         print(f"no zoo model matches {args.pattern!r}", file=sys.stderr)
         return 1
+    from vistok.hub.zoo_table import card_shape
+
+    rows = [(c, card_shape(c)) for c in cards]
     width = max(len(c.name) for c in cards)
-    for card in cards:
-        params = f"{card.params_millions:7.1f}M" if card.params_millions else " " * 8
-        print(f"{card.name:<{width}}  {card.family:<14} {params}  {_headline(card.reported)}")
+    tokens = max(len(s.tokens) for _, s in rows)
+    print(f"{'name':<{width}}  {'family':<14} {'params':>8}  {'tokens':<{tokens}}  {'codebook':<15} "
+          f"{'bitrate':<11} reported")
+    for card, shape in rows:
+        params = f"{card.params_millions:7.1f}M" if card.params_millions else "-".rjust(8)
+        print(f"{card.name:<{width}}  {card.family:<14} {params}  {shape.tokens:<{tokens}}  {shape.codebook:<15} "
+              f"{shape.bitrate:<11} {_headline(card.reported)}".rstrip())
     return 0
 
 

@@ -3,7 +3,7 @@ what it is and the numbers it carries. Every number is tagged with a note that n
 numbers under different notes were measured differently and are not comparable."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -16,19 +16,30 @@ END = "<!-- zoo-table:end -->"
 REPORTED = (("rfid", "rFID"), ("utmos", "UTMOS"), ("pesq", "PESQ"))
 
 
-def _shape(card: ZooCard) -> Tuple[str, str, str]:
-    """(modality, tokens, codebook) from the model the card builds (on the meta device: no memory)."""
+class CardShape(NamedTuple):
+    """What a card's model codes: modality, tokens (``"256 per 256px"``, ``"75/s x 8 levels"``),
+    codebook (``"4096"``, ``"continuous (KL)"`` or ``"-"``) and audio bitrate (``"6 kbps"``, or ``"-"``)."""
+
+    modality: str
+    tokens: str
+    codebook: str
+    bitrate: str
+
+
+def card_shape(card: ZooCard) -> CardShape:
+    """A card's :class:`CardShape`, from the model it builds (on the meta device: no memory)."""
     with torch.device("meta"):
         model = get_family(card.family).build(card.config)
     if not isinstance(model, Tokenizer):
-        return model.modality, "-", "-"
-    codebook = model.codebook_size if model.is_discrete else "continuous (KL)"
+        return CardShape(model.modality, "-", "-", "-")
+    codebook = str(model.codebook_size) if model.is_discrete else "continuous (KL)"
     if model.modality == "audio":
         levels = model.num_codebooks
         rate = f"{model.token_rate:g}/s" + (f" x {levels} levels" if levels > 1 else "")
-        return "audio", rate, str(codebook)
+        bits = model.bitrate
+        return CardShape("audio", rate, codebook, "-" if bits is None else f"{bits / 1000:.3g} kbps")
     tokens, size = model.num_tokens, model.image_size
-    return "image", f"{tokens} per {size}px" if tokens else f"{size}px", str(codebook)
+    return CardShape("image", f"{tokens} per {size}px" if tokens else f"{size}px", codebook, "-")
 
 
 class _Notes:
@@ -74,12 +85,13 @@ def _measured(card: ZooCard, notes: _Notes) -> str:
 def zoo_table(cards: Sequence[ZooCard]) -> str:
     """Markdown: the table, then the numbered protocol notes, between the README markers."""
     notes = _Notes()
-    rows = ["| name | family | modality | tokens | codebook | licence | reported by the authors | measured here |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| name | family | modality | tokens | codebook | bitrate | licence | reported by the authors | measured here |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for card in sorted(cards, key=lambda c: c.name):
-        modality, tokens, codebook = _shape(card)
+        shape = card_shape(card)
         licence = card.license.split(":")[0]
-        rows.append(f"| `{card.name}` | {card.family} | {modality} | {tokens} | {codebook} | {licence} | "
+        rows.append(f"| `{card.name}` | {card.family} | {shape.modality} | {shape.tokens} | {shape.codebook} | "
+                    f"{shape.bitrate} | {licence} | "
                     f"{_reported(card, notes)} | {_measured(card, notes)} |")
     lines = [BEGIN, *rows, "", "Protocols (numbers under different notes are not comparable):", ""]
     lines += [f"{i}. {text}" for i, text in enumerate(notes.texts, 1)]

@@ -1,6 +1,7 @@
 """What every tokenizer shares: the forward output, the contract the core calls, and save/load."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Tuple, Union
@@ -142,6 +143,15 @@ class Tokenizer(ZooModel):
     def num_codebooks(self) -> int:
         """Codebooks per position (residual levels); 1 for a single codebook."""
         return 1
+
+    @property
+    def bitrate(self) -> Optional[float]:
+        """Bits per second of audio at every level (``token_rate * num_codebooks *
+        log2(codebook_size)``); None for images and continuous bottlenecks. A codec whose levels run
+        at different rates overrides it."""
+        if self.token_rate is None or self.codebook_size is None:
+            return None
+        return float(self.token_rate) * self.num_codebooks * math.log2(self.codebook_size)
 
     def token_quantizer(self) -> Optional[nn.Module]:
         """The quantizer whose ids :meth:`encode` returns (it has ``codebook_size``); None for a
