@@ -3,7 +3,7 @@
 A latent of ``L`` frames becomes exactly ``L * prod(strides)`` samples: every transposed convolution
 (kernel ``2 * stride``) is trimmed by ``kernel - stride`` samples, all on the right when causal,
 otherwise split with the larger part on the left. Convolutions share the encoder's options
-(:data:`audiotok.nn.seanet.NORMS`, ``causal``); a group norm, when used, normalises the untrimmed
+(:data:`audiotok.nn.seanet.NORMS`, ``causal``, ``pad_mode``); a group norm, when used, normalises the untrimmed
 output of its transposed convolution, as the original does.
 """
 from __future__ import annotations
@@ -22,15 +22,16 @@ from audiotok.nn.seanet import PaddedConv1d, ResidualUnit, check_norm
 class PaddedConvTranspose1d(nn.Module):
     """An upsampling ``ConvTranspose1d`` (kernel ``k``, stride ``s``) whose output is trimmed by
     ``k - s`` samples so that ``L`` frames give ``L * s`` samples. ``trim_right_ratio`` (causal only)
-    is the share of the trim taken from the right end."""
+    is the share of the trim taken from the right end; ``groups`` / ``bias`` as for ``ConvTranspose1d``
+    (Mimi's upsampling is depthwise, without bias)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, causal: bool = False,
-                 norm: str = "weight_norm", trim_right_ratio: float = 1.0):
+                 norm: str = "weight_norm", trim_right_ratio: float = 1.0, groups: int = 1, bias: bool = True):
         super().__init__()
         check_norm(norm, causal)
         if not 0.0 <= trim_right_ratio <= 1.0 or (not causal and trim_right_ratio != 1.0):
             raise ValueError(f"trim_right_ratio must be in [0, 1], and 1 unless causal; got {trim_right_ratio}")
-        conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride)
+        conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias)
         self.conv = weight_norm(conv) if norm == "weight_norm" else conv
         self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else None
         total = kernel_size - stride
@@ -48,11 +49,12 @@ class DecoderStage(nn.Module):
     """ELU and a transposed conv halving the width (upsampling by ``stride``), then residual units."""
 
     def __init__(self, dim: int, stride: int, residual_layers: int, kernel_size: int, dilation_base: int,
-                 compress: int, causal: bool, norm: str, true_skip: bool, trim_right_ratio: float):
+                 compress: int, causal: bool, norm: str, true_skip: bool, trim_right_ratio: float,
+                 pad_mode: str = "reflect"):
         super().__init__()
         self.up = PaddedConvTranspose1d(dim, dim // 2, 2 * stride, stride, causal, norm, trim_right_ratio)
         self.res = nn.ModuleList(
-            ResidualUnit(dim // 2, kernel_size, dilation_base ** j, compress, not true_skip, causal, norm)
+            ResidualUnit(dim // 2, kernel_size, dilation_base ** j, compress, not true_skip, causal, norm, pad_mode)
             for j in range(residual_layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,19 +76,20 @@ class SEANetDecoder(nn.Module):
     def __init__(self, strides: Sequence[int], dim: int = 128, n_filters: int = 32, residual_layers: int = 1,
                  lstm_layers: int = 2, channels: int = 1, kernel_size: int = 7, last_kernel_size: int = 7,
                  residual_kernel_size: int = 3, dilation_base: int = 2, compress: int = 2, causal: bool = False,
-                 norm: str = "weight_norm", true_skip: bool = False, trim_right_ratio: float = 1.0):
+                 norm: str = "weight_norm", true_skip: bool = False, trim_right_ratio: float = 1.0,
+                 pad_mode: str = "reflect"):
         super().__init__()
         self.strides: List[int] = [int(s) for s in strides]
         width = n_filters * 2 ** len(self.strides)
-        self.stem = PaddedConv1d(dim, width, kernel_size, causal=causal, norm=norm)
+        self.stem = PaddedConv1d(dim, width, kernel_size, causal=causal, norm=norm, pad_mode=pad_mode)
         self.lstm = nn.LSTM(width, width, lstm_layers, batch_first=True) if lstm_layers else None
         stages = []
         for stride in reversed(self.strides):
             stages.append(DecoderStage(width, stride, residual_layers, residual_kernel_size, dilation_base, compress,
-                                       causal, norm, true_skip, trim_right_ratio))
+                                       causal, norm, true_skip, trim_right_ratio, pad_mode))
             width //= 2
         self.stages = nn.ModuleList(stages)
-        self.proj = PaddedConv1d(width, channels, last_kernel_size, causal=causal, norm=norm)
+        self.proj = PaddedConv1d(width, channels, last_kernel_size, causal=causal, norm=norm, pad_mode=pad_mode)
 
     @property
     def hop_length(self) -> int:

@@ -116,7 +116,7 @@ class Identity(Stream):
 class CausalConvStream(Stream):
     """A causal ``PaddedConv1d``-like layer: ``conv`` (kernel ``k_eff`` after dilation, stride ``s``)
     over the input left-padded by ``k_eff - s`` samples (``pad_mode`` ``reflect`` or ``constant``)
-    and right-padded at the end, by reflection, to complete the last frame."""
+    and right-padded at the end (by reflection, or zeros in ``constant`` mode) to complete the last frame."""
 
     def __init__(self, conv: Callable[[torch.Tensor], torch.Tensor], kernel: int, stride: int, pad_mode: str,
                  one_shot: Callable[[torch.Tensor], torch.Tensor]):
@@ -159,7 +159,7 @@ class CausalConvStream(Stream):
             return None if self.pending is None else self.one_shot(self.pending)
         extra = -(-self.seen // self.stride) * self.stride - self.seen
         if extra:
-            self.buffer = F.pad(self.buffer, (0, extra), mode="reflect")
+            self.buffer = F.pad(self.buffer, (0, extra), mode="reflect" if self.pad_mode == "reflect" else "constant")
         return self._emit()
 
 
@@ -238,7 +238,7 @@ def _padded_conv(layer: PaddedConv1d) -> Stream:
                          "(this one pads on the right or normalises over time)")
     conv = layer.conv
     kernel = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
-    return CausalConvStream(conv, kernel, conv.stride[0], "reflect", layer)
+    return CausalConvStream(conv, kernel, conv.stride[0], layer.pad_mode, layer)
 
 
 def _residual_unit(unit: ResidualUnit) -> Stream:
