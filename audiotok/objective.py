@@ -3,7 +3,9 @@ the quantizer's commitment loss, and the multi-period / multi-resolution / DAC d
 their hinge or LSGAN and feature-matching terms (:class:`audiotok.losses.AudioAdversarial`).
 EnCodec's published training adds, all off by default: the waveform L1 and multi-scale mel losses
 (:mod:`audiotok.encodec_losses`), the MS-STFT discriminator (``msstft``) and the loss balancer
-(:mod:`audiotok.balancer`)."""
+(:mod:`audiotok.balancer`). DAC's adds, off by default too: the multi-scale log10 mel and STFT
+distances (:mod:`audiotok.spectral_losses`, ``logmel`` / ``logstft``) and its own discriminator
+(``dac_hann``)."""
 from __future__ import annotations
 
 from typing import Dict, Tuple
@@ -52,7 +54,7 @@ def _discriminators(audio):
 
 
 def _check_encodec_keys(audio) -> None:
-    for key in ("l1_weight", "msspec_weight"):
+    for key in ("l1_weight", "msspec_weight", "logmel_weight", "logstft_weight"):
         if not getattr(audio, key) >= 0:
             raise ValueError(f"loss.audio.{key} must be >= 0; got {getattr(audio, key)!r}")
     if not audio.balancer_total_norm > 0:
@@ -61,14 +63,22 @@ def _check_encodec_keys(audio) -> None:
         raise ValueError(f"loss.audio.balancer_ema_decay must be in [0, 1]; got {audio.balancer_ema_decay!r}")
 
 
+def _built(key: str, build):
+    """The loss ``build`` makes, its ValueError naming the ``loss.audio.<key>_*`` keys."""
+    try:
+        return build()
+    except ValueError as err:
+        raise ValueError(f"loss.audio.{key}_*: {err}") from None
+
+
 class AudioObjective(Objective):
     """``loss.audio`` weights the spectral terms; ``loss.quantizer_weight`` the commitment loss
     (1000 in the published recipe); ``loss.adversarial.weight`` > 0 turns the discriminators on
     (one multiplier on all their terms, whose relative weights are the published ones).
 
     With ``loss.audio.balancer`` the losses computed on the reconstruction (``mel``, ``mrstft``,
-    ``l1``, ``msspec``, and per discriminator ``adv_<name>`` / ``feat_<name>``) are not summed with
-    their weights: :class:`audiotok.balancer.LossBalancer` turns the weights (each discriminator's
+    ``l1``, ``msspec``, ``logmel``, ``logstft``, and per discriminator ``adv_<name>`` /
+    ``feat_<name>``) are not summed with their weights: :class:`audiotok.balancer.LossBalancer` turns the weights (each discriminator's
     term weights times ``loss.adversarial.weight``; zero weights drop a loss, which is still logged)
     into shares of a gradient of norm ``balancer_total_norm`` with respect to the reconstruction.
     The engine backpropagates one scalar, so ``GeneratorStep.total`` is the balancer's surrogate
@@ -93,6 +103,20 @@ class AudioObjective(Objective):
             from audiotok.encodec_losses import MultiScaleMelLoss
 
             self.msspec = MultiScaleMelLoss(sample_rate).to(device)
+        self.logmel = self.logstft = None
+        if audio.logmel_weight > 0:
+            from audiotok.spectral_losses import MultiScaleLogMelLoss
+
+            self.logmel = _built("logmel", lambda: MultiScaleLogMelLoss(
+                sample_rate, audio.logmel_windows, audio.logmel_bins, audio.logmel_fmin, audio.logmel_fmax,
+                eps=audio.logmel_clamp, power=audio.logmel_pow, log_weight=audio.logmel_log_weight,
+                mag_weight=audio.logmel_mag_weight)).to(device)
+        if audio.logstft_weight > 0:
+            from audiotok.spectral_losses import MultiScaleLogSTFTLoss
+
+            self.logstft = _built("logstft", lambda: MultiScaleLogSTFTLoss(
+                audio.logstft_windows, eps=audio.logstft_clamp, power=audio.logstft_pow,
+                log_weight=audio.logstft_log_weight, mag_weight=audio.logstft_mag_weight)).to(device)
         self.adversarial = None
         adv = cfg.adversarial
         if adv.weight > 0:
@@ -117,7 +141,7 @@ class AudioObjective(Objective):
             from audiotok.balancer import LossBalancer
 
             weights = {"mel": audio.mel_weight, "mrstft": audio.mrstft_weight, "l1": audio.l1_weight,
-                       "msspec": audio.msspec_weight}
+                       "msspec": audio.msspec_weight, "logmel": audio.logmel_weight, "logstft": audio.logstft_weight}
             if self.adversarial is not None:
                 for name, term in self.adversarial.terms.items():
                     weights[f"adv_{name}"] = self.weight * term.weight
@@ -157,6 +181,10 @@ class AudioObjective(Objective):
         if self.msspec is not None:
             on_recon["msspec"] = terms["loss/msspec"] = self.msspec(x.float(), recon)
             total = total + cfg.audio.msspec_weight * on_recon["msspec"]
+        for name, loss in (("logmel", self.logmel), ("logstft", self.logstft)):
+            if loss is not None:
+                on_recon[name] = terms[f"loss/{name}"] = loss(x.float(), recon)
+                total = total + getattr(cfg.audio, f"{name}_weight") * on_recon[name]
         stats: Dict[str, float] = {f"stats/{k}": v for k, v in out.stats.items()}
         self._cond = _condition(out) if self.adversarial is not None else None
         if self.discriminator_active(step):

@@ -5,6 +5,7 @@ AUDIO = dict(
     objectives={"audio": "audiotok.objective:AudioObjective"},
     recipe_sections={"loss.audio": "audiotok.recipe:AudioLoss"},
     data_kinds={"audio": "audiotok.data:recipe_dataset"},
-    discriminators={name: f"audiotok.discriminators.catalog:{name}" for name in ("mpd", "mrd", "dac", "msstft")},
+    discriminators={name: f"audiotok.discriminators.catalog:{name}"
+                    for name in ("mpd", "mrd", "dac", "dac_hann", "msstft")},
     commands=("audiotok.cli:register",),
 )

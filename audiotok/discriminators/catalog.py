@@ -1,6 +1,6 @@
 """The discriminators a recipe can name in ``loss.audio.discriminators``: each entry builds one
 from the ``loss.audio`` section, with the GAN term it is trained with. Families register theirs in
-``Family.discriminators`` (the audio package's: ``mpd``, ``mrd``, ``dac``, ``msstft``), so a codec
+``Family.discriminators`` (the audio package's: ``mpd``, ``mrd``, ``dac``, ``dac_hann``, ``msstft``), so a codec
 with its own discriminator adds it in its folder."""
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def mrd(audio) -> Built:
 def dac(audio) -> Built:
     """DAC's multi-band, multi-scale STFT discriminator (LSGAN)."""
     return DACDiscriminator(), wavtokenizer_terms(audio.mrd_weight)["dac"]
+
+
+def dac_hann(audio) -> Built:
+    """DAC's discriminator as descript-audio-codec trains it (``conf/base.yml`` ``Discriminator.*``:
+    periods 2, 3, 5, 7, 11, STFT sizes 2048, 1024, 512, the five bands, no multi-scale part): its band
+    discriminators see a Hann-windowed, stride-matched STFT (the ``dac`` entry is WavTokenizer's port,
+    rectangular window). Its term is DAC's ``GANLoss`` with the lambdas of ``conf/base.yml``
+    (``adv/gen_loss`` 1, ``adv/feat_loss`` 2): LSGAN on each sub-discriminator's last output, summed
+    over the eight; feature matching sums the L1 means of every other feature map over layers and
+    sub-discriminators; the discriminator loss has weight 1."""
+    return DACDiscriminator(window="hann", match_stride=True), AdversarialTerm("lsgan", 1.0, 2.0, "sum")
 
 
 def msstft(audio) -> Built:

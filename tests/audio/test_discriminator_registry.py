@@ -57,5 +57,6 @@ def test_a_registered_discriminator_is_built_with_its_term(with_toy):
 
 
 def test_an_unknown_discriminator_lists_the_registered_ones():
-    with pytest.raises(ValueError, match=r"loss.audio.discriminators: unknown \['nosuch'\]; choose from \['dac', 'mpd', 'mrd', 'msstft'\]"):
+    with pytest.raises(ValueError, match=r"loss.audio.discriminators: unknown \['nosuch'\]; "
+                                         r"choose from \['dac', 'dac_hann', 'mpd', 'mrd', 'msstft'\]"):
         _objective(["nosuch"])

@@ -21,6 +21,7 @@ SAME_ARCHITECTURE = {
     "titok/titok_bl64_vq8k_single_stage.yaml": "titok-bl64-vq8k",
     "wavtokenizer/wavtokenizer_medium_speech_75.yaml": "wavtokenizer-medium-speech-75",
     "wavtokenizer/wavtokenizer_small_40.yaml": "wavtokenizer-small-40",
+    **{f"dac/dac_{k}.yaml": f"dac-{k}" for k in ("16khz", "24khz", "44khz")},
 }
 
 
@@ -33,9 +34,10 @@ def test_recipe_loads(path):
     recipe = load_recipe(path)
     shortest = 10_000 if recipe.loss.kind == "posttrain" else 100_000  # RobusTok post-training: 100 short epochs
     assert recipe.training.max_steps >= shortest
-    if recipe.data.kind == "audio":  # the published crops: WavTokenizer 3 s, EnCodec (AudioCraft) 1 s
-        crop = {"encodec": 1.0}.get(recipe.model.family, 3.0)
-        assert recipe.data.sample_rate == 24000 and recipe.data.segment_seconds == crop
+    if recipe.data.kind == "audio":  # the published crops: WavTokenizer 3 s, EnCodec (AudioCraft) 1 s, DAC 0.38 s
+        crop = {"encodec": 1.0, "dac": 0.38}.get(recipe.model.family, 3.0)
+        rate = recipe.model.config["sample_rate"] if recipe.model.family == "dac" else 24000
+        assert recipe.data.sample_rate == rate and recipe.data.segment_seconds == crop
     else:
         assert recipe.data.image_size == 256
 
@@ -44,8 +46,9 @@ def test_recipe_loads(path):
 def test_recipe_trains_the_released_architecture(name, card):
     recipe = load_recipe(REPO / "train" / name)
     released = get_card(card).config
-    ours = {k: v for k, v in recipe.model.config.items() if k != "commitment_cost"}  # a loss weight, not shape
-    assert ours == {k: v for k, v in released.items() if k in ours} and set(released) <= set(ours) | {"commitment_cost"}
+    training = {"commitment_cost", "quantizer_dropout", "commitment_weight", "codebook_weight"}  # not shapes
+    ours = {k: v for k, v in recipe.model.config.items() if k not in training}
+    assert ours == {k: v for k, v in released.items() if k in ours} and set(released) <= set(ours) | training
 
 
 def test_stage2_starts_from_stage1_and_maskgit():

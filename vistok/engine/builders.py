@@ -85,20 +85,24 @@ NO_DECAY_NAMES = ("norm", "bias", "embed", "token", "codebook", "gamma")
 
 
 def build_optimizer(module: nn.Module, recipe: Recipe, lr: Optional[float] = None) -> torch.optim.Optimizer:
-    """AdamW/Adam over the trainable parameters; vectors, norms, biases, embeddings, learned tokens
-    and codebooks get no weight decay (the TiTok convention)."""
+    """AdamW/Adam over the trainable parameters; with ``optimizer.exempt_from_decay`` (default)
+    vectors, norms, biases, embeddings, learned tokens and codebooks get no weight decay (the TiTok
+    convention), without it every parameter decays."""
     cfg = recipe.optimizer
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or any(k in name for k in NO_DECAY_NAMES) else decay).append(p)
+            exempt = cfg.exempt_from_decay and (p.ndim < 2 or any(k in name for k in NO_DECAY_NAMES))
+            (no_decay if exempt else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[cfg.name]
     return cls([g for g in groups if g["params"]], lr=lr or cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    """Linear warm-up, then constant, cosine decay to ``min_lr_ratio`` at ``max_steps``, or
+    exponential decay by ``gamma`` per step (after ``k`` steps past the warm-up the factor is
+    ``gamma ** k``, torch's ``ExponentialLR`` stepped once per optimizer step)."""
     cfg, total = recipe.schedule, recipe.training.max_steps
 
     def factor(step: int) -> float:
@@ -106,6 +110,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.o
             return (step + 1) / cfg.warmup_steps
         if cfg.name == "constant":
             return 1.0
+        if cfg.name == "exponential":
+            return cfg.gamma ** (step - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 

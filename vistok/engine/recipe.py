@@ -75,6 +75,7 @@ class Adversarial:
     norm: str = "batch"  # patchgan only
     lr: Optional[float] = None  # None: optimizer.lr
     init: Optional[str] = None  # a zoo name whose released checkpoint ships the discriminators to start from
+    max_grad_norm: Optional[float] = None  # the discriminator's clipping (0: none); None: training.max_grad_norm
 
 
 @dataclass
@@ -99,13 +100,17 @@ class Optimizer:
     betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 1e-4
     eps: float = 1e-8
+    # true: vectors, norms, biases, embeddings and codebooks get no weight decay (the TiTok convention);
+    # false: every parameter decays, as torch's optimizer over model.parameters() (DAC)
+    exempt_from_decay: bool = True
 
 
 @dataclass
 class Schedule:
-    name: str = "cosine"  # cosine | constant
+    name: str = "cosine"  # cosine | constant | exponential (lr x gamma ** steps after warm-up)
     warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float = 0.1  # cosine only
+    gamma: float = 1.0  # exponential only: the factor per optimizer step (torch ExponentialLR)
 
 
 @dataclass
@@ -161,7 +166,7 @@ CORE_DATA_KINDS = ("images", "shards", "tokens", "pairs")
 CHOICES = {
     "loss.adversarial.arch": ("patchgan", "titok"), "loss.reconstruction": ("l1", "l2"),
     "loss.adversarial.loss": ("hinge", "non_saturating"), "loss.adversarial.norm": ("batch", "group", "none"),
-    "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant"),
+    "optimizer.name": ("adamw", "adam"), "schedule.name": ("cosine", "constant", "exponential"),
     "perturbation.schedule": ("constant", "robustok"), "perturbation.progress": ("epoch", "step"),
     "training.precision": ("no", "bf16", "fp16"), "training.strategy": ("ddp", "fsdp"),
 }
@@ -284,6 +289,7 @@ RANGES = (("data.batch_size", 1, None, True), ("data.val_batches", 0, None, True
           ("optimizer.weight_decay", 0, None, True), ("perturbation.alpha", 0, 1, True),
           ("perturbation.beta", 0, 1, True), ("perturbation.delta", 1, None, True),
           ("loss.adversarial.weight", 0, None, True), ("loss.adversarial.start_step", 0, None, True),
+          ("schedule.gamma", 0, 1, False),
           ("logging.log_every", 1, None, True), ("logging.eval_every", 1, None, True),
           ("logging.save_every", 1, None, True), ("logging.keep_last", 0, None, True),
           ("logging.rfid_images", 0, None, True))
@@ -297,6 +303,10 @@ def _check_ranges(recipe: Recipe, where: str) -> None:
         if too_low or (high is not None and value > high):
             bound = f"{'>=' if low_ok else '>'} {low}" + (f" and <= {high}" if high is not None else "")
             raise RecipeError(f"{where}: {path} must be {bound}; got {value!r}")
+    clip = recipe.loss.adversarial.max_grad_norm
+    if clip is not None and not clip >= 0:
+        raise RecipeError(f"{where}: loss.adversarial.max_grad_norm must be >= 0 (0: no clipping) or null "
+                          f"(training.max_grad_norm); got {clip!r}")
     p = recipe.perturbation
     if p.alpha > 0 and p.beta == 0:
         raise RecipeError(f"{where}: perturbation.alpha={p.alpha} perturbs nothing with perturbation.beta=0.0 (the "

@@ -139,9 +139,8 @@ class Trainer:
         bad = (~torch.isfinite(value.detach())).float().reshape(1)
         return self.accelerator.reduce(bad, reduction="sum").item() == 0
 
-    def _optimizer_step(self, model, optimizer, scheduler) -> float:
+    def _optimizer_step(self, model, optimizer, scheduler, max_norm: float) -> float:
         norm = float("nan")
-        max_norm = self.recipe.training.max_grad_norm
         if max_norm > 0:
             norm = float(self.accelerator.clip_grad_norm_(model.parameters(), max_norm))
         optimizer.step()
@@ -166,7 +165,11 @@ class Trainer:
                 acc.backward(d_loss / accum)
             for k, v in d_stats.items():
                 stats[k] = stats.get(k, 0.0) + _scalar(v) / accum
-        self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler)
+        clip = self.recipe.loss.adversarial.max_grad_norm
+        clip = self.recipe.training.max_grad_norm if clip is None else clip
+        norm = self._optimizer_step(objective.discriminator, self.d_optimizer, self.d_scheduler, clip)
+        if clip > 0:
+            logged["grad_norm_discriminator"] = norm
         logged.update(stats)
         return True
 
@@ -194,7 +197,8 @@ class Trainer:
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             return None
-        logged["grad_norm"] = self._optimizer_step(self.model, self.optimizer, self.scheduler)
+        logged["grad_norm"] = self._optimizer_step(self.model, self.optimizer, self.scheduler,
+                                                   self.recipe.training.max_grad_norm)
         logged["lr"] = self.scheduler.get_last_lr()[0]
         if objective.discriminator_active(step):
             if not self._discriminator_step(micro, recons, step, logged):
