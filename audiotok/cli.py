@@ -58,8 +58,9 @@ def _encode_clips(model, clips, device: str, args):
             for i, clip in enumerate(group):
                 batch[i, : len(clip)] = clip
             ids = model.encode(batch.to(device), lengths=lengths.to(device)).cpu()
-            for row, n in zip(ids, lengths.tolist()):
-                out.append(row[..., : -(-n // _hop(model))])
+            # the codec says how many positions each item has (a codec may pad past ceil(n / hop))
+            for row, n in zip(ids, model.token_lengths(ids).tolist()):
+                out.append(row[..., :n])
     return out
 
 
