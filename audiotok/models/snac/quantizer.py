@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiotok.models.dac.quantizer import DROPPED, FactorizedLevel
+from audiotok.models.dac import DROPPED, FactorizedLevel
 from vistok.quant.base import Quantizer, QuantOut, Stats, check_last_dim, fp32_region
 from vistok.quant.search import DEFAULT_MAX_ELEMENTS
 
