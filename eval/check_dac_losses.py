@@ -42,7 +42,7 @@ import sys
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import torch
 
@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from audiotok.dsp import resample  # noqa: E402
 from vistok.engine.recipe import load_recipe  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 CORPUS = REPO.parent / "shared/corpus/audio"
 TOL_LOSS, TOL_TENSOR = 1e-5, 1e-4
@@ -66,26 +67,6 @@ def _version(name: str):
     except metadata.PackageNotFoundError:
         return None
 
-
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def value(self, case, check, ours, ref, tol=TOL_LOSS):
-        ours, ref = float(ours), float(ref)
-        rel = abs(ours - ref) / max(abs(ref), 1e-30)
-        self.rows.append(dict(case=case, check=check, ours=ours, ref=ref, rel=rel, tol=tol, ok=rel <= tol))
-
-    def tensor(self, case, check, ours, ref, tol=TOL_TENSOR):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        self.rows.append(dict(case=case, check=check, ours=diff, ref=scale, rel=rel, tol=tol, ok=same and rel <= tol,
-                              tensor=True))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=str(detail)))
 
 
 # ----- inputs -----
@@ -362,7 +343,7 @@ def check_conf(report: Report, dac_repo: Path) -> None:
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "DAC's training losses: tokzoo vs the official descript-audio-codec classes (seeded random inputs/weights)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  fp32",
@@ -370,26 +351,8 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
         f"descript-audio-codec {extra['descript-audio-codec']}  descript-audiotools {extra['descript-audiotools']}  "
         f"librosa {extra['librosa']}  conf: {extra['conf']}",
         "inputs: a corpus clip (speech val, resampled) and a perturbed copy; two 0.3-std noise signals; 2 items each",
-        "",
-        f"{'case':<14} {'check':<92} {'ours':>11} {'official':>11} {'rel':>9} {'tol':>6}  result",
-        "-" * 156,
     ]
-    for r in report.rows:
-        if "ours" in r:
-            lines.append(f"{r['case']:<14} {r['check'][:92]:<92} {r['ours']:>11.5g} {r['ref']:>11.5g} "
-                         f"{r['rel']:>9.2e} {r['tol']:>6.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            lines.append(f"{r['case']:<14} {r['check'][:92]:<92} {r.get('detail', '')[:32]:>32} {'exact':>6}  "
-                         f"{'ok' if r['ok'] else 'FAIL'}")
-    lines.append("(tensor rows: 'ours' is max|diff|, 'official' max|official|)")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, case_width=14, check_width=92)
 
 
 def main(argv=None) -> int:
@@ -401,7 +364,7 @@ def main(argv=None) -> int:
     if not _version("descript-audio-codec"):
         raise SystemExit("the official descript-audio-codec package is not installed (see this script's docstring)")
     warnings.filterwarnings("ignore")
-    report = Report()
+    report = Report(tol=TOL_TENSOR, value_tol=TOL_LOSS)
     for rate in RATES:
         for samples in (round(0.38 * rate), round(0.38 * rate) + 301):
             check_spectral(report, rate, samples, args.seed)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 import tempfile
@@ -70,6 +69,7 @@ from audiotok.dsp import resample  # noqa: E402
 from audiotok.models.dac import DAC, DACConfig  # noqa: E402
 from audiotok.models.dac.convert import convert_dac_state_dict, resolve_card_config  # noqa: E402
 from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 CORPUS = REPO.parent / "shared/corpus/audio"
 SAMPLES = REPO / "audiotok/assets/samples"
@@ -175,29 +175,6 @@ def search_stats(official, wav: torch.Tensor) -> Dict[str, float]:
 
 
 # ----- reporting -----
-
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, tol):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        ok = same and rel <= tol
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=rel, tol=tol, ok=ok,
-                              shape=list(ref.shape)))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
-
-    def ids(self, case, check, ours, ref):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        equal = same and torch.equal(ours, ref)
-        detail = "equal" if equal else (f"{int((ours != ref).sum())} differ" if same else
-                                        f"shape {tuple(ours.shape)} vs {tuple(ref.shape)}")
-        self.exact(case, check, equal, detail)
 
 
 def card_config(name: str) -> Dict[str, Any]:
@@ -372,7 +349,7 @@ def transformers_checks(name, official, ours, wav, report: Report) -> None:
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo DAC vs the official descript-audio-codec package (seeded random weights)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  fp32 unless noted",
@@ -381,30 +358,13 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
         f"transformers {extra['transformers']}",
         "inputs: a speech and a music clip (corpus */val) and a bundled sample (audiotok/assets/samples), 24 kHz mono, "
         "resampled to 16 / 44.1 kHz with audiotok.dsp.resample",
-        "",
-        f"{'case':<6} {'check':<76} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 132,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<6} {r['check']:<76} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            detail = r.get("detail", "")
-            lines.append(f"{r['case']:<6} {r['check']:<76} {detail:>30} {'exact':>7}  {'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['batch']} x {info['samples']} samples at {info['rate']} Hz, "
+        notes.append(f"{info['case']}: {info['batch']} x {info['samples']} samples at {info['rate']} Hz, "
                      f"{info['params']:,} parameters, at least {info['unique_ids']} distinct ids on every level, "
                      f"smallest top-1/top-2 cosine score gap {info['min_top2_gap']:.3e}")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=6, check_width=76)
 
 
 def main(argv=None) -> int:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import re
 import sys
@@ -64,6 +63,7 @@ sys.path.insert(0, str(REPO))
 from audiotok.models.encodec import EnCodec, EnCodecConfig  # noqa: E402
 from audiotok.models.encodec.convert import convert_encodec_state_dict  # noqa: E402
 from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 CORPUS = REPO.parent / "shared/corpus/audio"
 TOL32, TOL64 = 1e-4, 1e-9
@@ -197,29 +197,6 @@ def min_gap(official, wav: torch.Tensor) -> float:
 
 
 # ----- reporting -----
-
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, tol):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        ok = same and rel <= tol
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=rel, tol=tol, ok=ok,
-                              shape=list(ref.shape)))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
-
-    def ids(self, case, check, ours, ref):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        equal = same and torch.equal(ours, ref)
-        detail = "equal" if equal else (f"{int((ours != ref).sum())} differ" if same else
-                                        f"shape {tuple(ours.shape)} vs {tuple(ref.shape)}")
-        self.exact(case, check, equal, detail)
 
 
 def _three_d(wav: torch.Tensor) -> torch.Tensor:
@@ -360,7 +337,7 @@ def transformers_checks(name, official, ours, converted, wav, report: Report) ->
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo EnCodec vs the official encodec package (seeded random weights)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  fp32 unless noted",
@@ -368,31 +345,14 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
         f"encodec {extra['encodec']}  torchaudio {extra['torchaudio']}  transformers {extra['transformers']}",
         "inputs: 24khz: a speech and a music clip (corpus */val, 24 kHz mono); 48khz: four music clips resampled to "
         "48 kHz (torchaudio), paired into two stereo clips",
-        "",
-        f"{'case':<6} {'check':<66} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 122,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<6} {r['check']:<66} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            detail = r.get("detail", "")
-            lines.append(f"{r['case']:<6} {r['check']:<66} {detail:>30} {'exact':>7}  {'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['batch']} x {info['channels']} x {info['samples']} samples, "
+        notes.append(f"{info['case']}: {info['batch']} x {info['channels']} x {info['samples']} samples, "
                      f"{info['segments']} segment(s), {info['params']:,} parameters, at least {info['unique_ids']} "
                      f"distinct ids on every level, smallest top-1/top-2 code distance gap {info['min_top2_gap']:.3e} "
                      "(relative to the level's mean residual norm)")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=6, check_width=66)
 
 
 def main(argv=None) -> int:

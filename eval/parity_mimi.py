@@ -73,6 +73,7 @@ from audiotok.models.mimi import Mimi, MimiConfig  # noqa: E402
 from audiotok.models.mimi.convert import (config_from_transformers, convert_mimi_state_dict,  # noqa: E402
                                           to_official_state_dict)
 from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 CORPUS = REPO.parent / "shared/corpus/audio"
 SAMPLES = REPO / "audiotok/assets/samples"
@@ -159,30 +160,6 @@ def randomise(official, wav: torch.Tensor, seed: int) -> None:
             book.register_buffer("_embedding", None, persistent=False)
             residual = residual - layer.decode(layer.encode(residual))
 
-
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, tol=TOL):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        ok = same and rel <= tol
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=rel, tol=tol, ok=ok,
-                              shape=list(ref.shape)))
-        return ok
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
-
-    def ids(self, case, check, ours, ref):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        equal = same and torch.equal(ours, ref)
-        detail = "equal" if equal else (f"{int((ours != ref).sum())} differ" if same else
-                                        f"shape {tuple(ours.shape)} vs {tuple(ref.shape)}")
-        self.exact(case, check, equal, detail)
 
 
 def search_margin(model: Mimi, wav: torch.Tensor) -> Dict[str, float]:
@@ -353,37 +330,20 @@ def transformers_checks(name: str, cfg: MimiConfig, ours: Mimi, base: torch.Tens
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo Mimi vs the official moshi package and transformers' MimiModel (seeded random weights)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  fp32",
         f"command: {extra['command']}",
         f"moshi {extra['moshi']}  transformers {extra['transformers']}",
         "inputs: a speech and a music clip (corpus */val) and a bundled sample (audiotok/assets/samples), 24 kHz mono",
-        "",
-        f"{'case':<14} {'check':<92} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 156,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<14} {r['check']:<92} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            lines.append(f"{r['case']:<14} {r['check']:<92} {r.get('detail', ''):>30} {'exact':>7}  "
-                         f"{'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['params']:,} parameters, lengths {info['lengths']}, at least "
+        notes.append(f"{info['case']}: {info['params']:,} parameters, lengths {info['lengths']}, at least "
                      f"{info['unique_ids']} distinct ids on every level, smallest relative top-1/top-2 distance gap "
                      f"{info['min_rel_gap']:.3e}")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=14, check_width=92)
 
 
 def main(argv=None) -> int:
@@ -396,7 +356,7 @@ def main(argv=None) -> int:
     if not _version("moshi"):
         raise SystemExit("the official moshi package is not installed (see this script's docstring)")
     warnings.filterwarnings("ignore")
-    report = Report()
+    report = Report(tol=TOL)
     cases = [("tiny", MimiConfig(**TINY))] + ([] if args.quick else [("full", MimiConfig())])
     infos = [run_case(name, cfg, report, args.seed, args.seconds if name == "full" else 0.5, False)
              for name, cfg in cases]

@@ -69,6 +69,7 @@ from audiotok.dsp import resample  # noqa: E402
 from audiotok.models.snac import SNAC, SNACConfig  # noqa: E402
 from audiotok.models.snac.convert import convert_snac_state_dict, resolve_card_config  # noqa: E402
 from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 CORPUS = REPO.parent / "shared/corpus/audio"
 SAMPLES = REPO / "audiotok/assets/samples"
@@ -177,30 +178,6 @@ def search_stats(official, wav: torch.Tensor) -> Dict[str, float]:
 
 # ----- reporting -----
 
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, tol):
-        same = tuple(ours.shape) == tuple(ref.shape)
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        ok = same and rel <= tol
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=rel, tol=tol, ok=ok,
-                              shape=list(ref.shape)))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
-
-    def levels(self, case, check, ours: List[torch.Tensor], ref: List[torch.Tensor]):
-        shapes = [tuple(t.shape) for t in ref]
-        same = len(ours) == len(ref) and all(tuple(a.shape) == tuple(b.shape) for a, b in zip(ours, ref))
-        equal = same and all(torch.equal(a, b) for a, b in zip(ours, ref))
-        detail = "equal" if equal else (f"{sum(int((a != b).sum()) for a, b in zip(ours, ref))} differ" if same
-                                        else f"shapes {[tuple(t.shape) for t in ours]} vs {shapes}")
-        self.exact(case, check, equal, detail)
-
 
 def card_config(name: str) -> Dict[str, Any]:
     """The zoo card's config for release ``name`` (``zoo/snac-<name>.yaml``)."""
@@ -260,12 +237,12 @@ def run_case(name: str, report: Report, seed: int, seconds: float) -> Dict[str, 
             report.tensor(name, f"{tag}: encoder latent {tuple(ref_latent.shape)}", latent, ref_latent, TOL32)
             ref_codes = official.encode(wav)
             ids = ours.encode(x)
-            report.levels(name, f"{tag}: ids, all {q} levels {[tuple(c.shape) for c in ref_codes]}",
+            report.ids(name, f"{tag}: ids, all {q} levels {[tuple(c.shape) for c in ref_codes]}",
                           ours.ids_to_levels(ids), ref_codes)
             report.exact(name, f"{tag}: levels_to_ids(official codes) == our ids {tuple(ids.shape)}",
                          torch.equal(ours.levels_to_ids(ref_codes), ids))
             for k in range(1, q):
-                report.levels(name, f"{tag}: ids, first {k} of {q} levels (num_quantizers={k})",
+                report.ids(name, f"{tag}: ids, first {k} of {q} levels (num_quantizers={k})",
                               ours.ids_to_levels(ours.encode(x, num_quantizers=k)), ref_codes[:k])
             ref_audio = _seeded(seed + 7, lambda: official.decode(ref_codes))[:, 0]
             audio = _seeded(seed + 7, lambda: ours.decode(ids))
@@ -280,7 +257,7 @@ def run_case(name: str, report: Report, seed: int, seconds: float) -> Dict[str, 
             forward = _seeded(seed + 9, lambda: ours(x))
             report.tensor(name, f"{tag}: forward (eval) {tuple(ref_forward.shape)}", forward.recon,
                           ref_forward[:, 0], TOL32)
-            report.levels(name, f"{tag}: forward ids", ours.ids_to_levels(forward.indices), ref_fcodes)
+            report.ids(name, f"{tag}: forward ids", ours.ids_to_levels(forward.indices), ref_fcodes)
 
     # batched vs single: our batch of unequal lengths vs the official model on each clip alone
     lengths = [longest, longest // 2 + 5, pad // 4]
@@ -294,7 +271,7 @@ def run_case(name: str, report: Report, seed: int, seconds: float) -> Dict[str, 
         for i, n in enumerate(lengths):
             ref_codes = official.encode(wav_all[i: i + 1, :, :n])
             frames = ref_codes[0].shape[-1]
-            report.levels(name, f"batched unequal lengths: item {i} ({n} samples) ids",
+            report.ids(name, f"batched unequal lengths: item {i} ({n} samples) ids",
                           ours.ids_to_levels(batch_ids[i: i + 1, :, :frames]), ref_codes)
             report.exact(name, f"batched unequal lengths: item {i} padding",
                          bool((batch_ids[i, :, frames:] == -1).all()))
@@ -322,7 +299,7 @@ def run_case(name: str, report: Report, seed: int, seconds: float) -> Dict[str, 
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo SNAC vs the official snac package (seeded random weights, full-size release configs)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  fp32 unless noted",
@@ -330,31 +307,14 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
         f"snac {extra['snac']}  einops {extra['einops']}",
         "inputs: a speech and a music clip (corpus */val) and a bundled sample (audiotok/assets/samples), 24 kHz mono, "
         "resampled to 32 / 44.1 kHz with audiotok.dsp.resample; T = samples per clip",
-        "",
-        f"{'case':<6} {'check':<82} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 138,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<6} {r['check']:<82} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            detail = r.get("detail", "")
-            lines.append(f"{r['case']:<6} {r['check']:<82} {detail:>30} {'exact':>7}  {'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['batch']} clips up to {info['samples']} samples at {info['rate']} Hz, "
+        notes.append(f"{info['case']}: {info['batch']} clips up to {info['samples']} samples at {info['rate']} Hz, "
                      f"{info['params']:,} parameters, padding multiple {info['pad_multiple']}, level rates "
                      f"{info['level_rates']} tokens/s, at least {info['unique_ids']} distinct ids on every level, "
                      f"smallest top-1/top-2 cosine score gap {info['min_top2_gap']:.3e}")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=6, check_width=82)
 
 
 def main(argv=None) -> int:

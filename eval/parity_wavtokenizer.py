@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import math
 import platform
 import subprocess
@@ -74,6 +73,7 @@ from vistok.models.state_dict import load_strict  # noqa: E402
 from audiotok.models.wavtokenizer.convert import (  # noqa: E402
     config_from_official_yaml, convert_wavtokenizer_state_dict, infer_config,
 )
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 SPEECH = sorted((REPO.parent / "shared/corpus/audio/speech/val").glob("*.flac"))
 TOL32, TOL64 = 1e-4, 1e-9
@@ -225,20 +225,6 @@ def min_gap(frames: torch.Tensor, embed: torch.Tensor) -> float:
 
 # ----- one case -----
 
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, tol):
-        diff = float((ours.double() - ref.double()).abs().max()) if ours.shape == ref.shape else float("inf")
-        scale = float(ref.double().abs().max())
-        ok = ours.shape == ref.shape and diff <= tol
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=diff / max(scale, 1e-30),
-                              tol=tol, ok=ok, shape=list(ref.shape)))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
-
 
 def run_case(case: Dict[str, Any], report: Report, seed: int) -> Dict[str, Any]:
     name = case["name"]
@@ -387,37 +373,20 @@ def cases(tree: Path, quick: bool) -> List[Dict[str, Any]]:
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo WavTokenizer vs the official WavTokenizer inference modules (seeded random weights)",
         f"date {extra['date']}  torch {extra['torch']}  device cpu  {platform.machine()} threads "
         f"{torch.get_num_threads()}  inputs: 2 real speech clips (corpus speech/val), 24 kHz, fp32",
         f"command: {extra['command']}",
         f"WavTokenizer commit {extra['commit']}  decoder+encoder sha256 {extra['tree_sha256']}  "
         f"({extra['torchaudio']})",
-        "",
-        f"{'case':<14} {'check':<58} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 120,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<14} {r['check']:<58} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            detail = r.get("detail", "")
-            lines.append(f"{r['case']:<14} {r['check']:<58} {detail:>30} {'exact':>7}  {'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['batch']} x {info['samples']} samples, hop {info['hop']}, "
+        notes.append(f"{info['case']}: {info['batch']} x {info['samples']} samples, hop {info['hop']}, "
                      f"{info['params']:,} parameters, {info['unique_ids']} distinct ids, "
                      f"smallest top-1/top-2 code distance gap {info['min_top2_gap']:.3e}")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.with_suffix(".txt")).write_text(text)
-    (out.with_suffix(".json")).write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=14, check_width=58)
 
 
 def main(argv=None) -> int:
@@ -434,7 +403,7 @@ def main(argv=None) -> int:
     torchaudio_note = install_torchaudio_stub()
     sys.path.insert(0, str(tree))
     warnings.filterwarnings("ignore")  # the official code uses the deprecated torch weight_norm
-    report = Report()
+    report = Report(relative=False)  # absolute tolerances: TOL32 / TOL64 bound max|diff|
     dsp_checks(report)
     discriminator_checks(report, args.seed)
     infos = [run_case(case, report, args.seed) for case in cases(tree, args.quick)]

@@ -71,6 +71,7 @@ from audiotok.models.wavtokenizer.convert import (  # noqa: E402
     config_from_transformers, convert_wavtokenizer_state_dict, detect_layout, infer_config,
 )
 from vistok.models.state_dict import load_strict, read_state_dict  # noqa: E402
+from parity_report import Report, write as write_report  # noqa: E402  (eval/ is on sys.path)
 
 SAMPLES = sorted((REPO / "audiotok/assets/samples").glob("*.flac"))
 CARDS = sorted((REPO / "zoo").glob("wavtokenizer-*-hf.yaml"))
@@ -129,21 +130,6 @@ def randomise(model, wav: torch.Tensor, seed: int) -> None:
     codebook.embed_avg.copy_(embed * sizes[:, None])
     codebook.cluster_size.copy_(sizes)
 
-
-class Report:
-    def __init__(self):
-        self.rows: List[Dict[str, Any]] = []
-
-    def tensor(self, case, check, ours, ref, rel_tol):
-        same = ours.shape == ref.shape
-        diff = float((ours.double() - ref.double()).abs().max()) if same else float("inf")
-        scale = float(ref.double().abs().max())
-        rel = diff / max(scale, 1e-30)
-        self.rows.append(dict(case=case, check=check, max_diff=diff, max_ref=scale, rel=rel, tol=rel_tol,
-                              ok=same and rel <= rel_tol, shape=list(ref.shape)))
-
-    def exact(self, case, check, ok, detail=""):
-        self.rows.append(dict(case=case, check=check, ok=bool(ok), detail=detail))
 
 
 def save_and_read(model):
@@ -305,7 +291,7 @@ def cases(quick: bool) -> List[Dict[str, Any]]:
 
 
 def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
-    lines = [
+    header = [
         "Parity: tokzoo WavTokenizer vs transformers' WavTokenizerModel (save_pretrained layout, seeded random "
         "weights)",
         f"date {extra['date']}  transformers {extra['transformers']}  torch {extra['torch']}  device cpu  "
@@ -313,30 +299,13 @@ def write(report: Report, extra: Dict[str, Any], out: Path) -> bool:
         "24 kHz, fp32",
         f"command: {extra['command']}",
         f"cards: {', '.join(extra['cards'])}",
-        "",
-        f"{'case':<10} {'check':<62} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9} {'tol':>7}  result",
-        "-" * 120,
     ]
-    for r in report.rows:
-        if "max_diff" in r:
-            lines.append(f"{r['case']:<10} {r['check']:<62} {r['max_diff']:>10.3e} {r['max_ref']:>10.3e} "
-                         f"{r['rel']:>9.2e} {r['tol']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
-        else:
-            lines.append(f"{r['case']:<10} {r['check']:<62} {r.get('detail', ''):>30} {'exact':>7}  "
-                         f"{'ok' if r['ok'] else 'FAIL'}")
-    lines.append("")
+    notes = []
     for info in extra["cases"]:
-        lines.append(f"{info['case']}: {info['batch']} x {info['samples']} samples, hop {info['hop']}, "
+        notes.append(f"{info['case']}: {info['batch']} x {info['samples']} samples, hop {info['hop']}, "
                      f"{info['params']:,} parameters, {info['unique_ids']} distinct ids, smallest top-1/top-2 squared "
                      f"distance gap / |x|^2 (fp64) {info['min_rel_gap']:.2e}")
-    ok = all(r["ok"] for r in report.rows)
-    lines.append(f"\nall checks {'passed' if ok else 'FAILED'} ({len(report.rows)} checks)")
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".txt").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(extra, rows=report.rows, passed=ok), indent=2) + "\n")
-    print(text)
-    return ok
+    return write_report(report, extra, out, header, notes, case_width=10, check_width=62)
 
 
 def main(argv=None) -> int:
