@@ -36,8 +36,14 @@ def _flextok_vae():
     return FlexTokVAE(dict(image_size=32, latent_channels=4, scaling_factor=0.5, **TINY_VAE)).eval()
 
 
+def _llamagen():
+    from tests.models.test_llamagen import tiny_model
+
+    return tiny_model()
+
+
 IMAGE_TOKENIZERS = {"titok": _titok, "maskgit_vqgan": _maskgit, "flextok": lambda: tiny_flextok(),
-                    "flextok_vae": _flextok_vae}
+                    "flextok_vae": _flextok_vae, "llamagen": _llamagen}
 
 
 def _images(model):
