@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: naming the machine a number was measured on."""
+"""What the benchmark scripts share: naming the machine a number was measured on, timing, counting FLOPs."""
 from __future__ import annotations
 
 import platform
@@ -33,3 +33,22 @@ def timed(fn, device) -> float:
     fn()
     sync(device)
     return time.perf_counter() - start
+
+
+def _cpu_sdpa_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils import flop_counter
+
+    # The CPU attention kernel is missing from torch's flop registry (the CUDA ones are there).
+    return flop_counter.sdpa_flop_count(q_shape, k_shape, v_shape)
+
+
+def count_flops(fn, *args) -> int:
+    """FLOPs of ``fn(*args)`` by torch.utils.flop_counter (matmuls, convolutions, attention; a
+    multiply-add is 2 FLOPs; elementwise ops are not counted)."""
+    import torch
+    from torch.utils import flop_counter
+
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+    with flop_counter.FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn(*args)
+    return counter.get_total_flops()

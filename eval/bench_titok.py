@@ -30,9 +30,8 @@ import time
 from contextlib import nullcontext
 
 import torch
-from torch.utils import flop_counter
 
-from bench_common import cpu_name  # eval/ is on sys.path when a script here runs
+from bench_common import count_flops, cpu_name  # eval/ is on sys.path when a script here runs
 
 MODELS = {  # the published configs, as in tests/models/test_titok.py
     "s128": ("TiTok-S-128", dict(encoder_size="small", decoder_size="small", num_latent_tokens=128)),
@@ -72,18 +71,6 @@ def precision(device: str, dtype: str):
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def _cpu_sdpa_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
-    # The CPU attention kernel is missing from torch's flop registry (the CUDA ones are there).
-    return flop_counter.sdpa_flop_count(q_shape, k_shape, v_shape)
-
-
-def count_flops(fn, *args) -> int:
-    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
-    with flop_counter.FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        fn(*args)
-    return counter.get_total_flops()
 
 
 def build(key: str, device: str):
