@@ -21,6 +21,7 @@ class AudioLoss:
     discriminator_conditions: int = 4  # class embeddings of the conditional MPD/MRD (0: unconditional)
     mrd_weight: float = 1.0
     dac_mode: str = "published"  # published (the DAC discriminator is never trained, as released) | corrected
+    dac_filters: int = 32  # width of the dac / dac_hann discriminators (published: 32; 42.5M parameters)
     # EnCodec's published losses (AudioCraft's compression solver); the defaults leave them off.
     l1_weight: float = 0.0  # waveform L1 (AudioCraft losses.l1)
     msspec_weight: float = 0.0  # multi-scale mel loss (AudioCraft losses.msspec; encodec_losses.MultiScaleMelLoss)

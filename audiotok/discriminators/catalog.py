@@ -31,8 +31,8 @@ def mrd(audio) -> Built:
 
 
 def dac(audio) -> Built:
-    """DAC's multi-band, multi-scale STFT discriminator (LSGAN)."""
-    return DACDiscriminator(), wavtokenizer_terms(audio.mrd_weight)["dac"]
+    """DAC's multi-band, multi-scale STFT discriminator (LSGAN); ``loss.audio.dac_filters`` sets its width."""
+    return DACDiscriminator(channels=audio.dac_filters), wavtokenizer_terms(audio.mrd_weight)["dac"]
 
 
 def dac_hann(audio) -> Built:
@@ -42,8 +42,10 @@ def dac_hann(audio) -> Built:
     rectangular window). Its term is DAC's ``GANLoss`` with the lambdas of ``conf/base.yml``
     (``adv/gen_loss`` 1, ``adv/feat_loss`` 2): LSGAN on each sub-discriminator's last output, summed
     over the eight; feature matching sums the L1 means of every other feature map over layers and
-    sub-discriminators; the discriminator loss has weight 1."""
-    return DACDiscriminator(window="hann", match_stride=True), AdversarialTerm("lsgan", 1.0, 2.0, "sum")
+    sub-discriminators; the discriminator loss has weight 1. ``loss.audio.dac_filters`` sets its width
+    (published: 32)."""
+    return (DACDiscriminator(window="hann", match_stride=True, channels=audio.dac_filters),
+            AdversarialTerm("lsgan", 1.0, 2.0, "sum"))
 
 
 def msstft(audio) -> Built:

@@ -29,13 +29,13 @@ class DACPeriodDiscriminator(nn.Module):
 
     Returns ``(logits (B, N), the five activations)``; the final map is the logit, not matched."""
 
-    def __init__(self, period: int):
+    def __init__(self, period: int, channels: int = 32):
         super().__init__()
         self.period = int(period)
-        widths = (1, 32, 128, 512, 1024, 1024)
+        widths = (1,) + tuple(channels * k for k in (1, 4, 16, 32, 32))
         self.convs = nn.ModuleList(
             _conv_act(widths[i], widths[i + 1], (5, 1), (3, 1) if i < 4 else 1, padding=(2, 0)) for i in range(5))
-        self.conv_post = wn_conv2d(1024, 1, (3, 1), padding=(1, 0))
+        self.conv_post = wn_conv2d(widths[-1], 1, (3, 1), padding=(1, 0))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         x = F.pad(x[:, None], (0, self.period - x.shape[-1] % self.period), mode="reflect")
@@ -114,7 +114,8 @@ class ComplexBandDiscriminator(nn.Module):
 
 class DACDiscriminator(nn.Module):
     """Period discriminators (2, 3, 5, 7, 11) and complex band discriminators (STFT sizes 2048, 1024,
-    512): 42,519,760 parameters, unconditional. ``window`` and ``match_stride`` choose the band
+    512): 42,519,760 parameters, unconditional. ``channels`` (32 published) scales every
+    sub-discriminator's widths (a CPU demo trains a narrower one). ``window`` and ``match_stride`` choose the band
     discriminators' STFT (:class:`ComplexBandDiscriminator`: WavTokenizer's by default, DAC's own with
     ``"hann"`` and ``True``). The input is centred and peak-normalised to 0.8 per
     item first. ``forward(x, cond=None)`` takes ``(B, T)`` waveforms (``cond`` is accepted for a
@@ -122,12 +123,17 @@ class DACDiscriminator(nn.Module):
     periods first."""
 
     def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11), fft_sizes: Sequence[int] = (2048, 1024, 512),
-                 bands: Sequence[Tuple[float, float]] = DAC_BANDS, window: str = "rect", match_stride: bool = False):
+                 bands: Sequence[Tuple[float, float]] = DAC_BANDS, window: str = "rect", match_stride: bool = False,
+                 channels: int = 32):
         super().__init__()
+        if isinstance(channels, bool) or int(channels) != channels or channels < 1:
+            raise ValueError(f"DACDiscriminator: channels must be a positive integer (32 published), got {channels!r}")
+        channels = int(channels)
         self.config = {"periods": tuple(periods), "fft_sizes": tuple(fft_sizes), "bands": tuple(bands),
-                       "window": window, "match_stride": bool(match_stride)}
-        discs: List[nn.Module] = [DACPeriodDiscriminator(p) for p in periods]
-        discs += [ComplexBandDiscriminator(n, bands, window=window, match_stride=match_stride) for n in fft_sizes]
+                       "window": window, "match_stride": bool(match_stride), "channels": channels}
+        discs: List[nn.Module] = [DACPeriodDiscriminator(p, channels) for p in periods]
+        discs += [ComplexBandDiscriminator(n, bands, channels, window=window, match_stride=match_stride)
+                  for n in fft_sizes]
         self.discriminators = nn.ModuleList(discs)
 
     @staticmethod
