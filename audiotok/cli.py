@@ -19,11 +19,11 @@ def _load(args):
     from vistok.hub.loading import load_tokenizer
     from vistok.models.base import require_tokenizer
 
-    from audiotok.models.codec import require_plain_codec
+    from audiotok.codec_files import require_file_codec
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = require_plain_codec(require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model),
-                                args.model)
+    model = require_file_codec(require_tokenizer(load_tokenizer(args.model, device=device), "audio", args.model),
+                               args.model)
     if getattr(args, "chunk_size", None) and "chunk_size" not in inspect.signature(model.decode).parameters:
         raise InputError(f"--chunk-size: {args.model} ({model.family}) does not decode in chunks")
     return model, device
@@ -39,29 +39,31 @@ def _decode_options(args) -> dict:
 
 
 def _read_all(paths: List[str], model) -> list:
-    """Every file, read and checked before any model work (a bad file fails the whole command)."""
-    from audiotok.io import read_clip
+    """Every file, read and checked before any model work (a bad file fails the whole command):
+    mono, or the codec's channels."""
+    from audiotok.codec_files import read_clip_for
 
-    return [read_clip(p, model.sample_rate, min_samples=_hop(model)) for p in paths]
+    return [read_clip_for(model, p) for p in paths]
 
 
 def _encode_clips(model, clips, device: str, args):
-    """ids per clip (CPU tensors without padding), batched with per-item lengths."""
+    """:class:`~audiotok.codec_files.FileCodes` per clip (CPU, without padding), batched with per-item lengths."""
     import torch
+
+    from audiotok.codec_files import encode_files
 
     out = []
     with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(clips), args.batch_size):
-            group = clips[part]
-            lengths = torch.tensor([len(c) for c in group])
-            batch = torch.zeros(len(group), int(lengths.max()))
-            for i, clip in enumerate(group):
-                batch[i, : len(clip)] = clip
-            ids = model.encode(batch.to(device), lengths=lengths.to(device)).cpu()
-            # the codec says how many positions each item has (a codec may pad past ceil(n / hop))
-            for row, n in zip(ids, model.token_lengths(ids).tolist()):
-                out.append(row[..., :n])
+            out.extend(encode_files(model, clips[part], device))
     return out
+
+
+def scale_paths(ids_path: Path) -> Tuple[Path, Path]:
+    """Where ``encode`` writes, beside ``x.npy``, the per-segment scales (``x.scales.npy``, float32
+    ``(B, S)``) and sample lengths (``x.lengths.npy``, int64 ``(B,)``) of a codec that needs them."""
+    stem = ids_path.with_suffix("") if ids_path.suffix == ".npy" else ids_path
+    return stem.parent / f"{stem.name}.scales.npy", stem.parent / f"{stem.name}.lengths.npy"
 
 
 def _encode(args) -> int:
@@ -71,7 +73,8 @@ def _encode(args) -> int:
 
     model, device = _load(args)
     clips = _read_all(args.files, model)
-    ids = _encode_clips(model, clips, device, args)
+    codes = _encode_clips(model, clips, device, args)
+    ids = [c.ids for c in codes]
     longest = max(t.shape[-1] for t in ids)
     array = np.full((len(ids), *ids[0].shape[:-1], longest), PAD_ID, dtype=np.int32)
     for i, row in enumerate(ids):
@@ -82,7 +85,33 @@ def _encode(args) -> int:
     rate = model.token_rate
     print(f"{out}: {array.shape} int32 token ids for {len(clips)} file(s) at {rate:g} tokens/s, in the order given; "
           f"shorter files are padded with {PAD_ID}")
+    if model.needs_scales:
+        scales_path, lengths_path = scale_paths(out)
+        segments = max(c.scales.shape[-1] for c in codes)
+        scales = np.ones((len(codes), segments), dtype=np.float32)
+        for i, c in enumerate(codes):
+            scales[i, : c.scales.shape[-1]] = c.scales.numpy()
+        np.save(scales_path, scales)
+        np.save(lengths_path, np.array([c.samples for c in codes], dtype=np.int64))
+        print(f"{scales_path}: per-segment loudness scales {scales.shape}, {lengths_path}: samples per file "
+              f"({model.family} decodes ids with them; keep them beside the ids)")
     return 0
+
+
+def _read_scales(ids_path: Path, count: int):
+    """The scales and lengths ``encode`` wrote beside ``ids_path``; an error naming a missing or wrong file."""
+    import numpy as np
+
+    scales_path, lengths_path = scale_paths(ids_path)
+    for path in (scales_path, lengths_path):
+        if not path.is_file():
+            raise InputError(f"{path}: missing; this codec decodes ids with the per-segment scales and lengths "
+                             f"that `tokzoo audio encode` writes beside {ids_path.name}")
+    scales, lengths = np.load(scales_path), np.load(lengths_path)
+    if scales.ndim != 2 or scales.shape[0] != count or lengths.shape != (count,):
+        raise InputError(f"{scales_path}, {lengths_path}: shapes {scales.shape} and {lengths.shape} do not fit "
+                         f"{count} id sequences")
+    return scales, lengths
 
 
 def _decode(args) -> int:
@@ -99,19 +128,24 @@ def _decode(args) -> int:
         raise InputError(f"{args.ids}: expected a batch of token sequences, got shape {array.shape}")
     if array.size and array.dtype.kind == "u" and int(array.max()) > np.iinfo(np.int64).max:
         raise InputError(f"{args.ids}: token ids up to {int(array.max())}, beyond any codebook")  # int64 would wrap
+    from audiotok.codec_files import decode_batch
+
     ids = torch.from_numpy(array.astype(np.int64))
+    scales = samples = None
+    if model.needs_scales:
+        scales, samples = (torch.from_numpy(a) for a in _read_scales(Path(args.ids), len(ids)))
     out = Path(args.output)
     written = 0
     with torch.inference_mode(), cuda_autocast(device, args.precision):
         for part in _batches(len(ids), args.batch_size):
             batch = ids[part].to(device)
+            extra = {} if scales is None else dict(scales=scales[part].to(device), samples=samples[part].to(device))
             try:
-                lengths = model.token_lengths(batch)
-                wav = model.decode(batch, **_decode_options(args)).float().cpu()
+                wavs = decode_batch(model, batch, args.seed, **extra, **_decode_options(args))
             except (ValueError, TypeError) as err:
                 raise InputError(f"{args.ids}: {err}") from None
-            for row, n in zip(wav, lengths.tolist()):
-                write_wav(out / f"{written:06d}.wav", row[: n * _hop(model)], model.sample_rate)
+            for wav in wavs:
+                write_wav(out / f"{written:06d}.wav", wav, model.sample_rate)
                 written += 1
     print(f"{out}: wrote {written} WAV file(s) at {model.sample_rate} Hz")
     return 0
@@ -183,6 +217,7 @@ def _means_line(scores: Dict[str, List[float]], out: Path) -> str:
 def _reconstruct(args) -> int:
     import torch
 
+    from audiotok.codec_files import decode_file, mono
     from audiotok.io import write_wav
 
     model, device = _load(args)
@@ -192,13 +227,14 @@ def _reconstruct(args) -> int:
     out = Path(args.output)
     scores: Dict[str, List[float]] = {name: [] for name in METRIC_NAMES}
     with torch.inference_mode(), cuda_autocast(device, args.precision):
-        for path, name, clip, row in zip(args.files, output_names(args.files), clips, ids):
-            wav = model.decode(row[None].to(device), **_decode_options(args))[0].float().cpu()[: len(clip)]
+        for path, name, clip, codes in zip(args.files, output_names(args.files), clips, ids):
+            row = codes.ids
+            wav = decode_file(model, codes, device, args.seed, **_decode_options(args))[..., : clip.shape[-1]]
             write_wav(out / f"{name}.wav", wav, model.sample_rate)
             if metrics is None:
                 print(f"{path}: {row.shape[-1]} tokens -> {out / (name + '.wav')}")
                 continue
-            values, reasons = _score(metrics, clip, wav, model.sample_rate)
+            values, reasons = _score(metrics, mono(clip), mono(wav), model.sample_rate)
             for key, value in values.items():
                 scores[key].append(value)
             print(f"{path}: {'  '.join(_format(k, values[k]) for k in METRIC_NAMES)}  ({row.shape[-1]} tokens)")
@@ -212,7 +248,9 @@ def _reconstruct(args) -> int:
         from vistok.precision import precision_used
 
         print(protocol_line(model=args.model, data=f"{len(args.files)} file(s) given, whole clips", input=(
-            f"mono mix, soxr HQ to {model.sample_rate} Hz"), PESQ="wide-band, both signals soxr HQ to 16 kHz",
+            f"mono mix, soxr HQ to {model.sample_rate} Hz" if model.channels == 1 else
+            f"{model.channels} channels (a mono file copied to each), soxr HQ to {model.sample_rate} Hz; "
+            "scored on the channel mean"), PESQ="wide-band, both signals soxr HQ to 16 kHz",
             STOI=f"pystoi at {model.sample_rate} Hz", mel_distance="log-mel L1, n_fft 1024, hop 256, 100 mels",
             precision=precision_used(device, args.precision), device=device))
     return 0
@@ -223,15 +261,20 @@ def _common(p: argparse.ArgumentParser) -> None:
                         batch_size=8)
 
 
+SEED_HELP = ("seed of the noise a codec's decoder draws (SNAC's noise blocks): each file gets its own generator "
+             "seeded with it, so it decodes the same alone, in a batch and in every run (default 0)")
+
+
 CHUNK_HELP = ("decode in windows of this many tokens, with 8 tokens of context on either side: memory is bounded by "
               "the window (without it, it grows linearly with the clip), but the decoder's attention then sees only "
               "the window, so the audio approximates the whole-clip decode")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    audio = subparsers.add_parser("audio", help="audio files <-> token ids with an audio codec (WavTokenizer)")
+    audio = subparsers.add_parser("audio", help="audio files <-> token ids with an audio codec (any audio family)")
     sub = audio.add_subparsers(dest="audio_command", metavar="ACTION", required=True)
-    p = sub.add_parser("encode", help="audio files -> token ids (.npy, int32, -1 pads shorter files)")
+    p = sub.add_parser("encode", help="audio files -> token ids (.npy, int32, -1 pads shorter files; a codec with "
+                                      "per-segment scales also writes NAME.scales.npy and NAME.lengths.npy)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="output .npy file")
     _common(p)
@@ -240,6 +283,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ids", help=".npy file written by `tokzoo audio encode`")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--chunk-size", type=positive_int, help=CHUNK_HELP)
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _common(p)
     p.set_defaults(func=_decode)
     p = sub.add_parser("reconstruct", help="encode + decode audio files, write WAVs and print SI-SDR, mel distance, "
@@ -247,5 +291,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--chunk-size", type=positive_int, help=CHUNK_HELP)
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _common(p)
     p.set_defaults(func=_reconstruct)

@@ -1,7 +1,9 @@
 """Codec evaluation on a list of audio files, with its protocol: what ``eval/codec.py`` and the demo run.
 
-Each file is loaded as mono at the model's sample rate (soxr HQ when the file's rate differs),
-encoded to ids, decoded, and the reconstruction (cut to the input length) is compared with the
+Each file is loaded at the model's sample rate (soxr HQ when the file's rate differs), mono or with
+the codec's channels (EnCodec 48 kHz: stereo, decoded with the loudness scales its encode returns;
+the metrics then compare channel means), encoded to ids, decoded (a decoder that draws noise gets a
+generator seeded with 0), and the reconstruction (cut to the input length) is compared with the
 input: PESQ-WB (16 kHz), STOI, mel distance, SI-SDR and multi-resolution STFT distance
 (:mod:`audiotok.metrics`); codebook usage is counted over all files. UTMOS and speaker similarity
 are scored only from local model files (see :func:`resolve_model_metrics`).
@@ -27,7 +29,8 @@ import numpy as np
 import torch
 
 from audiotok import metrics as M
-from audiotok.models.codec import AudioCodec, require_plain_codec
+from audiotok.codec_files import decode_file, encode_files, mono, read_clip_for, require_file_codec
+from audiotok.models.codec import AudioCodec
 from vistok.models.base import require_tokenizer
 from audiotok.codec_report import relative_link, write_report_md
 from audiotok.data import load_audio
@@ -55,10 +58,16 @@ HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sd
                     "utmos": True, "speaker_similarity": True}
 
 
+def _draws_noise(model) -> bool:
+    import inspect
+
+    return isinstance(model, AudioCodec) and "generator" in inspect.signature(model.decode).parameters
+
+
 def _model_rate(model) -> int:
     model = require_tokenizer(model, "audio", type(model).__name__)
-    if isinstance(model, AudioCodec):  # the evaluation reads mono files and decodes ids alone
-        require_plain_codec(model, type(model).__name__)
+    if isinstance(model, AudioCodec):  # files are read with its channels, decoded with its scales if it needs them
+        require_file_codec(model, type(model).__name__)
     return int(model.sample_rate)
 
 
@@ -192,9 +201,17 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
         (staging / "audio").mkdir()
         for path in files:
             start = time.perf_counter()
-            wav = load_audio(path, rate)
-            ids = model.encode(wav.to(device), rate)
-            rec = model.decode(ids).float().reshape(1, -1)
+            if isinstance(model, AudioCodec):
+                clip = read_clip_for(model, path)
+                codes = encode_files(model, [clip], device)[0]
+                ids = codes.ids[None]
+                rec_all = decode_file(model, codes, device)  # (T,) or (C, T); seeded noise, if any
+                wav, rec = mono(clip)[None], mono(rec_all)[None]
+            else:
+                wav = load_audio(path, rate)
+                ids = model.encode(wav.to(device), rate)
+                rec = model.decode(ids).float().reshape(1, -1)
+                rec_all = None
             if rec.shape[-1] < wav.shape[-1]:
                 raise ValueError(f"{path}: the model decoded {rec.shape[-1]} samples from {wav.shape[-1]}")
             ref_np = wav[0].double().numpy()
@@ -211,7 +228,8 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
             metrics_line = "  ".join(f"{k} {row[k]:.3f}" for k in keys if row[k] is not None)
             _spectrogram_png(staging / "spectrograms" / f"{name}.png", ref_np, rec_np, rate,
                              f"{row['file']}  ({model_name})\n{metrics_line}")
-            _write_wav(staging / "audio" / f"{name}.wav", rec_np, rate)
+            _write_wav(staging / "audio" / f"{name}.wav", rec_np if rec_all is None or rec_all.dim() == 1 else
+                       rec_all[:, : wav.shape[-1]].T.double().numpy(), rate)
             rows.append(row)
             names.append(name)
             log(f"[{len(rows)}/{len(files)}] {row['file']}: {metrics_line} ({time.perf_counter() - start:.1f} s)")
@@ -228,14 +246,20 @@ def evaluate_codec(model, files: Sequence[Path], root: Path, out_dir: Path, mode
 def _results(model, model_name: str, rate: int, device: str, root: Path, rows: List[Dict[str, Any]],
              usage, keys: Sequence[str], model_metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     versions = M.metric_versions()
+    channels = int(getattr(model, "channels", 1))
     return {
         "protocol": {
             "model": model_name,
             "family": model.family,
             "model_config": model.config.to_dict(),
             "sample_rate": rate,
-            "input": "mono (channel mean), resampled to the model's sample rate with soxr HQ when needed",
-            "reconstruction": "decode(encode(x)) cut to the input length",
+            "channels": channels,
+            "input": ("mono (channel mean), resampled to the model's sample rate with soxr HQ when needed" if channels == 1
+                      else f"{channels} channels (a mono file copied to each), resampled to the model's sample rate "
+                           "with soxr HQ when needed; metrics on the channel mean of input and reconstruction"),
+            "reconstruction": "decode(encode(x)) cut to the input length" + (
+                ", with the per-segment loudness scales encode returned" if getattr(model, "needs_scales", False)
+                else "") + (", decoder noise from a generator seeded with 0" if _draws_noise(model) else ""),
             "pesq_resampling": "soxr HQ to 16 kHz",
             "precision": "float32",
             "device": str(device),

@@ -27,9 +27,10 @@ def read_clip(path: PathLike, sample_rate: int, min_samples: int = 1) -> torch.T
 
 
 def write_wav(path: PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
-    """Write a mono ``(T,)`` waveform as 32-bit float WAV (no clipping), through a temporary file
-    renamed into place, so an interrupted write never leaves a partial file under ``path``."""
+    """Write a mono ``(T,)`` or ``(C, T)`` waveform as 32-bit float WAV (no clipping), through a
+    temporary file renamed into place, so an interrupted write never leaves a partial file under ``path``."""
     import soundfile as sf
 
-    data = np.ascontiguousarray(wav.detach().float().cpu().reshape(-1).numpy())
+    wav = wav.detach().float().cpu()
+    data = np.ascontiguousarray((wav.T if wav.dim() == 2 and wav.shape[0] > 1 else wav.reshape(-1)).numpy())
     return atomic_write(path, lambda tmp: sf.write(tmp, data, int(sample_rate), format="WAV", subtype="FLOAT"))

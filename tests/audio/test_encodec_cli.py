@@ -1,5 +1,6 @@
-"""`tokzoo audio` with EnCodec: a mono codec round-trips through the files; one whose ids need
-per-segment scales, or --chunk-size on a codec without chunked decoding, is refused up front."""
+"""`tokzoo audio` with EnCodec: a mono codec round-trips through the files; the stereo one with
+per-segment scales writes them beside the ids and needs them to decode; --chunk-size on a codec
+without chunked decoding is refused up front."""
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +36,22 @@ def test_a_mono_encodec_encodes_and_decodes_files(tmp_path):
         assert rate == 6000 and wav.shape == (n * 6,)
 
 
-def test_codecs_the_command_cannot_carry_are_refused(tmp_path, capsys):
+def test_stereo_with_scales_needs_its_scale_files_and_the_right_channels(tmp_path, capsys):
+    """The 48 kHz form (stereo, per-segment scales) goes through the files (tests/audio/test_cli_every_family.py
+    checks the numbers); decoding without the scales beside the ids, or a 3-channel file, is refused by name."""
     segmented = _saved(tmp_path, "segmented")
-    assert main(["audio", "encode", SPEECH[0], "--model", segmented, "-o", str(tmp_path / "x.npy")]) == 2
-    assert "2 channel(s) and per-segment scales" in capsys.readouterr().err
+    ids_path = tmp_path / "x.npy"
+    assert main(["audio", "encode", SPEECH[0], "--model", segmented, "-o", str(ids_path)]) == 0
+    assert (tmp_path / "x.scales.npy").is_file() and np.load(tmp_path / "x.lengths.npy").dtype == np.int64
+    (tmp_path / "x.scales.npy").unlink()
+    assert main(["audio", "decode", str(ids_path), "--model", segmented, "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "x.scales.npy: missing; this codec decodes ids with the per-segment scales" in err
+    three = tmp_path / "three.wav"
+    sf.write(three, np.zeros((600, 3), dtype=np.float32), 6000)
+    assert main(["audio", "encode", str(three), "--model", segmented, "-o", str(tmp_path / "y.npy")]) == 2
+    assert "three.wav: 3 channels; this encodec codec codes 2" in capsys.readouterr().err
     mono = _saved(tmp_path, "causal")
     assert main(["audio", "reconstruct", SPEECH[0], "--model", mono, "-o", str(tmp_path / "r"),
                  "--chunk-size", "8"]) == 2
     assert "--chunk-size: " in capsys.readouterr().err and not (tmp_path / "r").exists()
-
-
-def test_the_file_evaluation_refuses_a_codec_that_needs_its_scales(tmp_path):
-    from audiotok.evaluation import evaluate_codec
-    from vistok.errors import InputError
-
-    with pytest.raises(InputError, match="per-segment scales"):
-        evaluate_codec(tiny_model("segmented"), [Path(SPEECH[0])], Path(SPEECH[0]).parent, tmp_path / "out", "tiny")
-    assert not (tmp_path / "out").exists()

@@ -9,13 +9,19 @@ TINY = dict(dim=16, n_filters=4, strides=[2, 3], residual_layers=1, num_layers=1
             context=3, num_quantizers=4, codebook_size=32, codebook_dim=8)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
+@torch.no_grad()
+def tiny_model(seed=0):
+    """The tiny config, seeded, with codebooks drawn (a fresh one is all zeros)."""
+    torch.manual_seed(seed)
     m = Mimi(MimiConfig(**TINY)).eval()
     for q in range(4):
         m.quantizer.level(q).embed.normal_()
     return m
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
 
 
 @torch.no_grad()
