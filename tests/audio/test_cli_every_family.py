@@ -148,3 +148,18 @@ def _eval_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_family_without_a_tiny_model_fails_and_a_missing_extra_skips(monkeypatch):
+    from vistok.registry import Family
+
+    import tests.audio.test_cli_every_family as me
+
+    fake = {"nocodec": Family("nocodec", "audiotok.models.dac.model:DAC", "audio"),
+            "extracodec": Family("extracodec", "tokzoo_absent_extra_pkg.model:Codec", "audio")}
+    monkeypatch.setattr(me, "families", lambda: fake)
+    assert [p.id for p in me._cases()] == ["extracodec", "nocodec"]
+    with pytest.raises(pytest.fail.Exception, match="'nocodec' has no tests module tests/audio/test_nocodec.py"):
+        me.tiny("nocodec", "")
+    with pytest.raises(pytest.skip.Exception, match="optional package 'tokzoo_absent_extra_pkg'"):
+        me.tiny("extracodec", "")
