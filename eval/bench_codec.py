@@ -42,6 +42,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -251,7 +252,7 @@ def meta(args, argv: Optional[Sequence[str]], source: str) -> Dict[str, Any]:
                 threads=torch.get_num_threads(), cores=os.cpu_count(), batch=args.batch, seconds=args.seconds,
                 input=source, warmup=args.warmup, iters=args.iters, load_average=list(os.getloadavg()),
                 note=args.note,
-                command="python eval/bench_codec.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+                command="python eval/bench_codec.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
 
 
 def merge(parts: Sequence[Dict[str, Any]], top: Dict[str, Any]) -> Dict[str, Any]:
