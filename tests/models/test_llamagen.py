@@ -1,6 +1,7 @@
 """LlamaGen VQ on a tiny config: the token grid and its range, the [0, 1] contract around the
 release's [-1, 1] network, the l2-normalised lookup, batching, strict loading of the release's layout
 (every key of both full-size presets, from the official key list in tests/assets), and bad input."""
+import argparse
 import json
 import math
 from pathlib import Path
@@ -130,9 +131,11 @@ def test_every_official_key_of_the_full_size_presets_converts(name):
 def test_release_file_layout_loads_and_reproduces(tmp_path):
     model = tiny_model(seed=3)
     path = tmp_path / "vq_ds16_c2i.pt"
-    torch.save({"model": official_layout(model), "steps": 10}, path)  # as the release's training script saves
+    # as the release's training script saves: weights, step count and its argparse.Namespace
+    release = {"model": official_layout(model), "steps": 10, "args": argparse.Namespace(vq_model="VQ-16", lr=1e-4)}
+    torch.save(release, path)
     loaded = load_llamagen_state_dict(LlamaGenVQ(TINY).eval(), read_state_dict(path), str(path))
-    whole = load_llamagen_state_dict(LlamaGenVQ(TINY).eval(), torch.load(path, weights_only=True), "dict")
+    whole = load_llamagen_state_dict(LlamaGenVQ(TINY).eval(), release, "dict")
     x = images()
     with torch.no_grad():
         ids = model.encode(x)

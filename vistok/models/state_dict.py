@@ -3,6 +3,7 @@ legacy pickles, so no arbitrary code runs), loading them strictly with errors th
 the renaming helpers that converters from the authors' layouts share."""
 from __future__ import annotations
 
+import argparse
 import pickle
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple, Union
@@ -68,7 +69,10 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        # Training scripts (LlamaGen's among them) save their argparse.Namespace beside the weights: a plain
+        # attribute bag, so it is allowed; everything else weights_only refuses stays refused.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except (SafetensorError, RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as err:
         # UnpicklingError: weights_only refused a pickled object (code it would have run)
         raise UnreadableFileError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
