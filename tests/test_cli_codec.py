@@ -65,6 +65,12 @@ def test_non_image_is_a_clear_error_and_writes_nothing(model_dir, tmp_path, caps
     assert "missing.jpg: no such file" in capsys.readouterr().err
 
 
+def test_encode_output_must_be_named_npy(model_dir, tmp_path, capsys):
+    # np.save would have written ids.npz.npy and the user would look for ids.npz
+    assert main(["encode", SAMPLES[0], "--model", model_dir, "-o", str(tmp_path / "ids.npz")]) == 2
+    assert "--output" in capsys.readouterr().err and "ids.npz" and not list(tmp_path.glob("ids*"))
+
+
 def test_zoo_commands(capsys):
     assert main(["zoo", "list", "titok-s*"]) == 0
     header, row = capsys.readouterr().out.splitlines()[:2]

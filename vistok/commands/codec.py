@@ -7,6 +7,7 @@ from typing import List
 
 from vistok.commands.arguments import add_model_arguments, positive_int
 from vistok.errors import InputError
+from vistok.fileio import atomic_write
 from vistok.precision import cuda_autocast
 
 
@@ -78,6 +79,10 @@ def _encode(args) -> int:
     import numpy as np
     import torch
 
+    out = Path(args.output)
+    if out.suffix != ".npy":
+        # np.save would quietly write "<name>.npy" beside the name asked for
+        raise InputError(f"--output {out}: token ids are written as a .npy file; name it <something>.npy")
     model, device = _load(args)
     images = _images(args.images, model.image_size)  # read all first: a bad file fails before any work
     chunks = []
@@ -87,9 +92,13 @@ def _encode(args) -> int:
             chunks.append(model.encode(images[part].to(device), **kwargs).cpu())
     ids = torch.cat(chunks)
     ids = (ids if _is_discrete(model) else ids.float()).numpy()
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, ids.astype(np.int32) if _is_discrete(model) else ids.astype(np.float32))
+    array = ids.astype(np.int32) if _is_discrete(model) else ids.astype(np.float32)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save appends no suffix
+            np.save(fh, array)
+
+    atomic_write(out, write)
     print(f"{out}: {ids.shape} {'token ids' if _is_discrete(model) else 'continuous tokens'} "
           f"for {len(args.images)} image(s), in the order given")
     return 0
