@@ -22,6 +22,7 @@ SAME_ARCHITECTURE = {
     "wavtokenizer/wavtokenizer_medium_speech_75.yaml": "wavtokenizer-medium-speech-75",
     "wavtokenizer/wavtokenizer_small_40.yaml": "wavtokenizer-small-40",
     **{f"dac/dac_{k}.yaml": f"dac-{k}" for k in ("16khz", "24khz", "44khz")},
+    **{f"snac/snac_{k}.yaml": f"snac-{k}" for k in ("24khz", "32khz", "44khz")},
 }
 
 
@@ -35,8 +36,8 @@ def test_recipe_loads(path):
     shortest = 10_000 if recipe.loss.kind == "posttrain" else 100_000  # RobusTok post-training: 100 short epochs
     assert recipe.training.max_steps >= shortest
     if recipe.data.kind == "audio":  # the published crops: WavTokenizer 3 s, EnCodec (AudioCraft) 1 s, DAC 0.38 s
-        crop = {"encodec": 1.0, "dac": 0.38}.get(recipe.model.family, 3.0)
-        rate = recipe.model.config["sample_rate"] if recipe.model.family == "dac" else 24000
+        crop = {"encodec": 1.0, "dac": 0.38, "snac": 0.38}.get(recipe.model.family, 3.0)  # SNAC: DAC's (none published)
+        rate = recipe.model.config["sample_rate"] if recipe.model.family in ("dac", "snac") else 24000
         assert recipe.data.sample_rate == rate and recipe.data.segment_seconds == crop
     else:
         assert recipe.data.image_size == 256
@@ -164,3 +165,19 @@ def test_robustok_recipes_use_the_official_optimisation():
     assert main.optimizer.lr * main.schedule.min_lr_ratio == pytest.approx(5e-5, rel=1e-5)
     assert main.loss.adversarial.start_step + 1 == 56 * main.training.steps_per_epoch
     assert post.optimizer.lr * post.schedule.min_lr_ratio == pytest.approx(1e-5) and not post.data.random_flip
+
+
+@pytest.mark.parametrize("name,millions", [("snac/snac_24khz.yaml", 19.8), ("snac/snac_32khz.yaml", 54.5),
+                                           ("snac/snac_44khz.yaml", 54.5), ("dac/dac_16khz.yaml", 74.2),
+                                           ("dac/dac_24khz.yaml", 74.7), ("dac/dac_44khz.yaml", 76.7)])
+def test_dac_and_snac_recipes_build_the_published_sizes(name, millions):
+    """The generator at the size the release states (SNAC's README: 19.8 M, 54.5 M; DAC: its released
+    weights), and DAC's discriminator at its published width (42,519,760 parameters), not a demo's."""
+    from audiotok.discriminators import catalog
+
+    recipe = load_recipe(REPO / "train" / name)
+    with torch.device("meta"):
+        model = builders.build_model(recipe)
+        built = {n: getattr(catalog, n)(recipe.loss.audio)[0] for n in recipe.loss.audio.discriminators}
+    assert f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}" == f"{millions:.1f}"
+    assert {n: sum(p.numel() for p in d.parameters()) for n, d in built.items()} == {"dac_hann": 42_519_760}
