@@ -8,7 +8,10 @@ input are compared (a speed ratio only means something when they are equal). The
 
 - EnCodec 24 / 48 kHz: the ``encodec`` package;  DAC 16 / 24 / 44.1 kHz: ``descript-audio-codec``;
 - SNAC 24 / 32 / 44.1 kHz: ``snac``;  Mimi: ``moshi``;
-- WavTokenizer 40 / 75 tokens/s: transformers' ``WavTokenizerModel`` (the ``wavtokenizer-*-hf`` cards' layout).
+- WavTokenizer 40 / 75 tokens/s: transformers' ``WavTokenizerModel`` (the ``wavtokenizer-*-hf`` cards' layout);
+- X-Codec 2: ``xcodec2`` (its w2v-BERT built with 17 of the release's 24 layers, as the parity script
+  builds it: the release runs all 24, so its real encode costs more than the official one timed here;
+  its ``encode_code`` takes one item: ``--batch 1``).
 
 When a peer is not importable the codec is benchmarked alone (its preset with random weights) and the
 table says "peer not installed". Input: ``--seconds`` of 24 kHz real speech from the corpus (clips
@@ -34,7 +37,9 @@ families into one table; without it every family runs in this process::
 
     python eval/bench_codec.py --per-venv --seconds 3 --iters 5    # CPU here: eval/results/bench_codec_cpu.{txt,json}
     /tmp/parity_dac/bin/python eval/bench_codec.py --family dac --out /tmp/bench_dac   # one family, one venv
-    python eval/bench_codec.py --per-venv --device cuda --dtype bf16 --seconds 60 --batch 8
+    python eval/bench_codec.py --per-venv --device cuda --dtype bf16 --seconds 60 --batch 8 --family encodec dac snac \
+        mimi wavtokenizer
+    python eval/bench_codec.py --merge eval/results/bench_codec_cpu.json /tmp/bench_dac.json   # add a later run
 """
 from __future__ import annotations
 
@@ -256,15 +261,19 @@ def meta(args, argv: Optional[Sequence[str]], source: str) -> Dict[str, Any]:
 
 
 def merge(parts: Sequence[Dict[str, Any]], top: Dict[str, Any]) -> Dict[str, Any]:
-    """One result from per-family results (each ``{**meta, "rows": [...]}``): ``top``'s meta, the rows in
-    FAMILIES order, and each part's own meta (interpreter, load average, command) under ``parts``."""
+    """One result from per-family results (each ``{**meta, "rows": [...]}``, or an earlier merge): ``top``'s
+    meta, the rows in FAMILIES order, and each part's own meta (interpreter, load average, command) under
+    ``parts``."""
     order = {(f, c): i for i, (f, c) in enumerate((f, c) for f, e in FAMILIES.items() for c in e.configs)}
     rows = [row for part in parts for row in part["rows"]]
     keys = [(r["family"], r["config"]) for r in rows]
     if len(set(keys)) != len(keys):
         raise ValueError(f"merge: a config appears in more than one part: {keys}")
     rows.sort(key=lambda r: order.get((r["family"], r["config"]), len(order)))
-    return dict(top, rows=rows, parts=[{k: v for k, v in p.items() if k not in ("rows", "parts")} for p in parts])
+    metas = []  # an already merged result contributes its parts
+    for part in parts:
+        metas += part.get("parts") or [{k: v for k, v in part.items() if k not in ("rows", "parts")}]
+    return dict(top, rows=rows, parts=metas)
 
 
 def _f(value: Optional[float], width: int, digits: int = 4) -> str:
@@ -388,6 +397,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default=None, help="a remark for the header, e.g. 'shared with other processes'")
     parser.add_argument("--out", help="output stem (default eval/results/bench_codec_<cpu|cuda>)")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="measure nothing: merge these results (e.g. a family run later) into --out's stem")
     args = parser.parse_args(argv)
     for name in ("seconds", "batch", "iters"):
         if getattr(args, name) <= 0:
@@ -403,9 +414,26 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
+def run_merge(args, argv) -> Dict[str, Any]:
+    parts = []
+    for path in args.merge:
+        if not path.is_file():
+            raise SystemExit(f"bench_codec: --merge: no such file {path}")
+        parts.append(json.loads(path.read_text()))
+    kinds = {p["device"] for p in parts}
+    if len(kinds) != 1:
+        raise SystemExit(f"bench_codec: --merge: results from different devices {sorted(kinds)}")
+    first = {k: v for k, v in parts[0].items() if k not in ("rows", "parts")}
+    args.device = first["device"]
+    return merge(parts, dict(first, command=" + ".join(dict.fromkeys(p["command"] for p in parts))))
+
+
 def main(argv=None) -> int:
     args = parse(argv)
-    result = (run_per_venv if args.per_venv else run_here)(args, args.picked, argv)
+    if args.merge:
+        result = run_merge(args, argv)
+    else:
+        result = (run_per_venv if args.per_venv else run_here)(args, args.picked, argv)
     kind = "cpu" if args.device == "cpu" else "cuda"
     stem = Path(args.out) if args.out else REPO / "eval/results" / f"bench_codec_{kind}"
     print(write(result, stem))

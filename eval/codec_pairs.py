@@ -12,8 +12,8 @@ A :class:`Pair` hides each side's calling convention behind one: ``encode(wav) -
 ids in our layout so the two sides' ids can be compared.
 
 Adding a family is one entry in :data:`FAMILIES` (its configs, the official distribution, the scratch
-venv that has it and a builder ``(config, wav, seed) -> Pair``). X-Codec 2 (``audiotok/models/xcodec2``,
-being written) goes there once it is committed, with ``eval/parity_xcodec2.py`` providing its builders.
+venv that has it, a builder ``(config, wav, seed) -> Pair`` composed from its parity script's
+``build_official`` / ``randomise``, and its rate and channels).
 """
 from __future__ import annotations
 
@@ -251,6 +251,36 @@ def wavtokenizer_pair(name: str, wav: torch.Tensor, seed: int) -> Pair:
     return Pair(side(model), theirs, f"transformers {version('transformers')} WavTokenizerModel", model.sample_rate, 1)
 
 
+# ----- X-Codec 2: the xcodec2 package (eval/parity_xcodec2.py) -----
+
+def xcodec2_pair(name: str, wav: torch.Tensor, seed: int) -> Pair:
+    from audiotok.models.xcodec2 import XCodec2, XCodec2Config
+    from audiotok.models.xcodec2.convert import convert_xcodec2_state_dict
+
+    model = XCodec2(XCodec2Config()).eval()
+    ours = Side(model, lambda x: model.encode(_mono(x)), model.decode, lambda ids: ids)
+    if version("xcodec2") is None:
+        return Pair(ours, None, "xcodec2 not installed", model.sample_rate, 1)
+    if wav.shape[0] != 1:
+        raise ValueError(f"xcodec2: the official encode_code takes one item; run with --batch 1, got {wav.shape[0]}")
+    import parity_xcodec2 as parity
+    from safetensors.torch import save_file
+
+    parity._stub_imports()
+    torch.manual_seed(seed)
+    # the parity script builds the official w2v-BERT with 17 of the release's 24 layers (memory); the release
+    # runs all 24 though it reads layer 16 only, so the official encode timed here is cheaper than the release's
+    official = parity.build_official("full")
+    parity.randomise(official, seed + 1, _mono(wav)[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_file({k: v.contiguous() for k, v in official.state_dict().items()}, str(path))
+        load_strict(model, convert_xcodec2_state_dict(read_state_dict(path), model.config), str(path))
+    # the official encode_code takes one item: (1, T) in, ids (1, 1, L) out; decode_code gives (1, 1, T)
+    theirs = Side(official, lambda x: official.encode_code(_mono(x)), official.decode_code, lambda ids: ids)
+    return Pair(ours, theirs, f"xcodec2 {version('xcodec2')}", model.sample_rate, 1)
+
+
 def _encodec_shape(name: str) -> Tuple[int, int]:
     from audiotok.models.encodec import EnCodecConfig
 
@@ -289,5 +319,5 @@ FAMILIES: Dict[str, Family] = {
     "mimi": Family("Mimi", ["full"], "moshi", "/tmp/parity_mimi", mimi_pair, _mimi_shape),
     "wavtokenizer": Family("WavTokenizer", ["40", "75"], "transformers", "/tmp/parity_venv", wavtokenizer_pair,
                            _wavtokenizer_shape),
-    # "xcodec2": Family("X-Codec 2", [...], "xcodec2", "/tmp/parity_xcodec2", xcodec2_pair, _xcodec2_shape),
+    "xcodec2": Family("X-Codec 2", ["full"], "xcodec2", "/tmp/parity_xc2", xcodec2_pair, lambda name: (16000, 1)),
 }

@@ -109,3 +109,23 @@ def test_report_says_peer_not_installed_and_shows_the_share_of_differing_ids():
     assert "75.0000% equal" in mimi and "0.50" in mimi
     assert "equal" in snac and "0.0e+00" in snac
     assert "  dac: /venv-dac/python (1-min load average at its end 1.00 on 2 cores)" in lines
+
+
+def test_merge_mode_adds_a_later_family_to_a_merged_result(tmp_path):
+    import json
+
+    first = bench.merge([dict(META, python="/venv-dac/python", families=["dac"], rows=[_row("dac", "16khz")]),
+                         dict(META, python="/venv-snac/python", families=["snac"], rows=[_row("snac", "24khz")])],
+                        dict(META, command="python eval/bench_codec.py --per-venv"))
+    later = dict(META, python="/venv-mimi/python", families=["mimi"], rows=[_row("mimi", "full")],
+                 command="python eval/bench_codec.py --family mimi")
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    (tmp_path / "b.json").write_text(json.dumps(later))
+    bench.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "m")])
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert [r["family"] for r in merged["rows"]] == ["dac", "snac", "mimi"]
+    assert [p["families"] for p in merged["parts"]] == [["dac"], ["snac"], ["mimi"]]
+    assert merged["command"] == "python eval/bench_codec.py --per-venv + python eval/bench_codec.py --family mimi"
+    assert "mimi full" in (tmp_path / "m.txt").read_text()
+    with pytest.raises(SystemExit, match="no such file"):
+        bench.main(["--merge", str(tmp_path / "absent.json"), "--out", str(tmp_path / "n")])
