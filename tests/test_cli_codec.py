@@ -81,7 +81,7 @@ def test_zoo_commands(capsys):
     assert "UTMOS 4.05" in row  # audio cards show their headline number too
     assert "75/s" in row and "0.9 kbps" in row  # 75 tokens/s of 12 bits
     assert main(["zoo", "list", "encodec-24khz"]) == 0
-    assert "75/s x 32 levels" in capsys.readouterr().out.splitlines()[1]
+    assert "75/s x 32 ids" in capsys.readouterr().out.splitlines()[1]
     assert main(["zoo", "info", "titok-l32"]) == 0
     info = capsys.readouterr().out
     assert "yucornetto/tokenizer_titok_l32_imagenet" in info and "rfid: 2.21" in info and "apache-2.0" in info

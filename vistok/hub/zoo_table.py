@@ -17,7 +17,8 @@ REPORTED = (("rfid", "rFID"), ("utmos", "UTMOS"), ("pesq", "PESQ"))
 
 
 class CardShape(NamedTuple):
-    """What a card's model codes: modality, tokens (``"256 per 256px"``, ``"75/s x 8 levels"``),
+    """What a card's model codes: modality, tokens (``"256 per 256px"``; ``"75/s x 8 ids"``: positions per
+    second times ids per position, which for a multi-rate codec is not its level count),
     codebook (``"4096"``, ``"continuous (KL)"`` or ``"-"``) and audio bitrate (``"6 kbps"``, or ``"-"``)."""
 
     modality: str
@@ -34,8 +35,8 @@ def card_shape(card: ZooCard) -> CardShape:
         return CardShape(model.modality, "-", "-", "-")
     codebook = str(model.codebook_size) if model.is_discrete else "continuous (KL)"
     if model.modality == "audio":
-        levels = model.num_codebooks
-        rate = f"{model.token_rate:g}/s" + (f" x {levels} levels" if levels > 1 else "")
+        per_position = model.num_codebooks
+        rate = f"{model.token_rate:g}/s" + (f" x {per_position} ids" if per_position > 1 else "")
         bits = model.bitrate
         return CardShape("audio", rate, codebook, "-" if bits is None else f"{bits / 1000:.3g} kbps")
     tokens, size = model.num_tokens, model.image_size
