@@ -8,7 +8,7 @@ are int64 with ``PAD_ID`` (-1) after the last token of a shorter item of a batch
 from __future__ import annotations
 
 import contextlib
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -17,6 +17,14 @@ from vistok.models.base import Tokenizer
 
 PAD_ID = -1  # token id past the end of a shorter item in a batch
 
+
+
+def group_by_length(lengths: List[int]) -> Dict[int, List[int]]:
+    """Item indices grouped by length, in first-seen order."""
+    out: Dict[int, List[int]] = {}
+    for item, n in enumerate(lengths):
+        out.setdefault(int(n), []).append(item)
+    return out
 
 class AudioCodec(Tokenizer):
     """Base of the audio codec families (``modality = "audio"``)."""
@@ -128,6 +136,21 @@ class AudioCodec(Tokenizer):
         if bool((ids >= size).any()) or bool((ids < PAD_ID).any()):
             raise ValueError(f"ids must be in 0..{size - 1} (or {PAD_ID} for padding)")
         return ids.long()
+
+    def decode_each_length(self, ids: torch.Tensor) -> torch.Tensor:
+        """Checked ids -> waveform ``(B, L * hop_length)``: items padded with ``PAD_ID`` past their
+        ``n`` tokens are decoded as if alone from those ``n`` (zeros past ``n * hop_length``), items of
+        one length together. Needs the codec's ``ids_to_latent`` and ``_decode_latent``."""
+        lengths = self.valid_lengths(ids).tolist()
+        if all(n == ids.shape[-1] for n in lengths):
+            return self._decode_latent(self.ids_to_latent(ids))
+        out = None
+        for count, items in group_by_length(lengths).items():
+            wav = self._decode_latent(self.ids_to_latent(ids[items, :, :count]))
+            if out is None:
+                out = wav.new_zeros(ids.shape[0], ids.shape[-1] * self.hop_length)
+            out[items, : wav.shape[-1]] = wav
+        return out
 
     @staticmethod
     def valid_lengths(ids: torch.Tensor) -> torch.Tensor:

@@ -21,24 +21,16 @@ model's own path, which ``forward`` and the transformers port use too.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from audiotok.models.codec import PAD_ID, AudioCodec
+from audiotok.models.codec import PAD_ID, AudioCodec, group_by_length
 from audiotok.models.dac.config import DACConfig
 from audiotok.models.dac.quantizer import DACQuantizer
 from audiotok.nn.dac_blocks import DACDecoder, DACEncoder
 from vistok.models.base import ReconOut
-
-
-def _by_length(lengths: List[int]) -> Dict[int, List[int]]:
-    """Item indices grouped by length, in first-seen order."""
-    out: Dict[int, List[int]] = {}
-    for item, n in enumerate(lengths):
-        out.setdefault(int(n), []).append(item)
-    return out
 
 
 class DAC(AudioCodec):
@@ -113,7 +105,7 @@ class DAC(AudioCodec):
         hop = self.hop_length
         tokens = [-(-int(n) // hop) for n in lengths.tolist()]
         ids = torch.full((x.shape[0], levels, max(tokens)), PAD_ID, dtype=torch.long, device=x.device)
-        for count, items in _by_length(tokens).items():
+        for count, items in group_by_length(tokens).items():
             part = x[items, :, : count * hop].clone()
             for row, item in enumerate(items):
                 part[row, :, int(lengths[item]):] = 0
@@ -148,17 +140,7 @@ class DAC(AudioCodec):
         """ids ``(B, k, L)`` (the first ``k`` levels, any ``k``) -> waveform ``(B, L * hop)`` at
         ``config.sample_rate``. An item with ``PAD_ID`` past its ``n`` tokens is decoded as if
         alone from those ``n`` (zeros past ``n * hop``)."""
-        ids = self.check_ids(ids)
-        lengths = self.valid_lengths(ids).tolist()
-        if all(n == ids.shape[-1] for n in lengths):
-            return self._decode_latent(self.ids_to_latent(ids))
-        out = None
-        for count, items in _by_length(lengths).items():
-            wav = self._decode_latent(self.ids_to_latent(ids[items, :, :count]))
-            if out is None:
-                out = wav.new_zeros(ids.shape[0], ids.shape[-1] * self.hop_length)
-            out[items, : wav.shape[-1]] = wav
-        return out
+        return self.decode_each_length(self.check_ids(ids))
 
     # ----- training -----
 

@@ -27,12 +27,12 @@ refuses.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from audiotok.models.codec import PAD_ID, AudioCodec
+from audiotok.models.codec import PAD_ID, AudioCodec, group_by_length
 from audiotok.models.mimi.config import MimiConfig
 from audiotok.models.mimi.quantizer import SplitRVQ
 from audiotok.models.mimi.transformer import MimiTransformer
@@ -40,14 +40,6 @@ from audiotok.nn.seanet import PaddedConv1d, SEANetEncoder
 from audiotok.nn.seanet_decoder import PaddedConvTranspose1d, SEANetDecoder
 from vistok.errors import InputError
 from vistok.models.base import ReconOut
-
-
-def _by_length(lengths: List[int]) -> Dict[int, List[int]]:
-    """Item indices grouped by length, in first-seen order."""
-    out: Dict[int, List[int]] = {}
-    for item, n in enumerate(lengths):
-        out.setdefault(int(n), []).append(item)
-    return out
 
 
 class Mimi(AudioCodec):
@@ -136,7 +128,7 @@ class Mimi(AudioCodec):
         hop = self.hop_length
         tokens = [-(-int(n) // hop) for n in lengths.tolist()]
         ids = torch.full((x.shape[0], levels, max(tokens)), PAD_ID, dtype=torch.long, device=x.device)
-        for count, items in _by_length(tokens).items():
+        for count, items in group_by_length(tokens).items():
             part = self._pad_to_hop(x[items, :, : count * hop])
             keep = torch.arange(part.shape[-1], device=x.device)[None] < lengths[items][:, None]
             ids[items, :, :count] = self.quantizer.encode(self._latent(part * keep[:, None].to(part.dtype)), levels)
@@ -167,17 +159,7 @@ class Mimi(AudioCodec):
         """ids ``(B, k, L)`` (the first ``k`` levels, any ``k``) -> waveform ``(B, L * 1920)`` at
         ``config.sample_rate``. An item with ``PAD_ID`` past its ``n`` tokens is decoded as if
         alone from those ``n`` (zeros past ``n * 1920``)."""
-        ids = self.check_ids(ids)
-        lengths = self.valid_lengths(ids).tolist()
-        if all(n == ids.shape[-1] for n in lengths):
-            return self._decode_latent(self.ids_to_latent(ids))
-        out = None
-        for count, items in _by_length(lengths).items():
-            wav = self._decode_latent(self.ids_to_latent(ids[items, :, :count]))
-            if out is None:
-                out = wav.new_zeros(ids.shape[0], ids.shape[-1] * self.hop_length)
-            out[items, : wav.shape[-1]] = wav
-        return out
+        return self.decode_each_length(self.check_ids(ids))
 
     def streaming_decoder(self):
         """A :class:`audiotok.models.streaming.StreamingDecoder`: ids chunk by chunk (any number of

@@ -30,19 +30,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from audiotok.models.codec import PAD_ID, AudioCodec
+from audiotok.models.codec import PAD_ID, AudioCodec, group_by_length
 from audiotok.models.snac.config import SNACConfig
 from audiotok.models.snac.quantizer import MultiScaleQuantizer, levels_to_slots, slots_to_levels
 from audiotok.nn.snac_blocks import SNACDecoder, SNACEncoder
 from vistok.models.base import ReconOut
-
-
-def _by_length(lengths: List[int]) -> Dict[int, List[int]]:
-    """Item indices grouped by length, in first-seen order."""
-    out: Dict[int, List[int]] = {}
-    for item, n in enumerate(lengths):
-        out.setdefault(int(n), []).append(item)
-    return out
 
 
 class SNAC(AudioCodec):
@@ -161,7 +153,7 @@ class SNAC(AudioCodec):
         counts = [self.positions(n) for n in lengths.tolist()]
         ids = torch.full((x.shape[0], self.quantizer.slots(levels), max(counts)), PAD_ID, dtype=torch.long,
                          device=x.device)
-        for count, items in _by_length(counts).items():
+        for count, items in group_by_length(counts).items():
             part = x[items, :, : count * self.hop_length].clone()
             for row, item in enumerate(items):
                 part[row, :, int(lengths[item]):] = 0
@@ -207,7 +199,7 @@ class SNAC(AudioCodec):
         if all(n == ids.shape[-1] for n in lengths):
             return self.decoder(self.ids_to_latent(ids), generator)[:, 0]
         out = None
-        for count, items in _by_length(lengths).items():
+        for count, items in group_by_length(lengths).items():
             gen = generator if generator is None or isinstance(generator, torch.Generator) \
                 else [generator[i] for i in items]
             wav = self.decoder(self.ids_to_latent(ids[items, :, :count]), gen)[:, 0]

@@ -30,13 +30,13 @@ w2v-BERT of the paper) is not implemented; ``prepare_training`` (which ``tokzoo 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiotok.models.codec import PAD_ID, AudioCodec
+from audiotok.models.codec import PAD_ID, AudioCodec, group_by_length
 from audiotok.models.xcodec2.config import XCodec2Config
 from audiotok.models.xcodec2.decoder import TransformerBackbone
 from audiotok.models.xcodec2.encoder import AcousticEncoder, SemanticAdapter
@@ -46,14 +46,6 @@ from audiotok.nn.w2v_bert import W2vBertEncoder
 from vistok.errors import InputError
 from vistok.models.base import ReconOut
 from vistok.quant.fsq import FSQ
-
-
-def _by_length(lengths: List[int]) -> Dict[int, List[int]]:
-    """Item indices grouped by length, in first-seen order."""
-    out: Dict[int, List[int]] = {}
-    for item, n in enumerate(lengths):
-        out.setdefault(int(n), []).append(item)
-    return out
 
 
 class XCodec2(AudioCodec):
@@ -142,7 +134,7 @@ class XCodec2(AudioCodec):
             raise ValueError(f"lengths must be at least 80 samples, got {lengths.tolist()}")
         tokens = [int(n) // self.hop_length + 1 for n in lengths.tolist()]
         ids = torch.full((x.shape[0], 1, max(tokens)), PAD_ID, dtype=torch.long, device=x.device)
-        for items in _by_length(tokens).values():
+        for items in group_by_length(tokens).values():
             part = torch.cat([self._pad(x[i: i + 1], int(lengths[i])) for i in items])
             ids[items, :, : part.shape[-1] // self.hop_length] = self._codes(part)
         return ids
@@ -172,17 +164,7 @@ class XCodec2(AudioCodec):
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """ids ``(B, 1, L)`` -> waveform ``(B, L * 320)`` at 16 kHz. An item with ``PAD_ID`` past its
         ``n`` tokens is decoded as if alone from those ``n`` (zeros past ``n * 320``)."""
-        ids = self.check_ids(ids)
-        lengths = self.valid_lengths(ids).tolist()
-        if all(n == ids.shape[-1] for n in lengths):
-            return self._decode_latent(self.ids_to_latent(ids))
-        out = None
-        for count, items in _by_length(lengths).items():
-            wav = self._decode_latent(self.ids_to_latent(ids[items, :, :count]))
-            if out is None:
-                out = wav.new_zeros(ids.shape[0], ids.shape[-1] * self.hop_length)
-            out[items, : wav.shape[-1]] = wav
-        return out
+        return self.decode_each_length(self.check_ids(ids))
 
     # ----- reconstruction -----
 
